@@ -1,0 +1,38 @@
+// The kernel layer's interface to the ops: matrix products for every weight type, chosen at run
+// time for the best ISA this CPU has. Model code never calls an ISA-specific kernel directly.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "slm/dtype.hpp"
+#include "slm/status.hpp"
+
+namespace slm {
+class ThreadPool;
+
+namespace kernels {
+
+// A weight matrix as stored in GGUF: n_rows rows of n_cols elements of `type`, row-major, each
+// row `row_stride` bytes (= row_bytes(type, n_cols) for a plain 2-D tensor).
+struct Matrix {
+  DType type = DType::F32;
+  const void* data = nullptr;
+  int64_t n_rows = 0;
+  int64_t n_cols = 0;
+  size_t row_stride = 0;
+};
+
+// Bytes of scratch that matmul needs for `n_tokens` activation rows of n_cols (the activations
+// quantized to the weight type's dot type). The caller allocates it once (context creation).
+size_t matmul_scratch_bytes(DType weight_type, int64_t n_cols, int64_t n_tokens);
+
+// y[t][r] = sum_k W[r][k] * x[t][k]  for t < n_tokens, r < n_rows.
+// x: n_tokens rows with stride ldx floats; y: n_tokens rows with stride ldy floats.
+// Work is split over output rows, so the result does not depend on the thread count.
+// pool may be nullptr (run on the caller's thread).
+Status matmul(const Matrix& w, const float* x, int64_t ldx, int64_t n_tokens, float* y,
+              int64_t ldy, void* scratch, size_t scratch_bytes, ThreadPool* pool);
+
+}  // namespace kernels
+}  // namespace slm
