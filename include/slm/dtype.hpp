@@ -44,6 +44,9 @@ enum class DType : uint32_t {
   TQ1_0 = 34,
   TQ2_0 = 35,
   MXFP4 = 39,
+  NVFP4 = 40,  // listed only (sizes known, no conversion)
+  Q1_0 = 41,   // listed only
+  Q2_0 = 42,   // listed only
 };
 
 // Reference (scalar, portable) conversions of a row of `n` elements; n is a multiple of
@@ -68,7 +71,8 @@ inline const char* dtype_name(DType t) { return traits(t).name; }
 // Looks a type up by name (case-insensitive: "q4_k", "F16"); nullptr when unknown.
 const TypeTraits* type_traits_by_name(std::string_view name);
 
-// Bytes of a row of `n` elements; an error when n is not a multiple of the block size.
+// Bytes of a row of `n` elements; an error when n <= 0, when n is not a multiple of the block
+// size, when the type id is unknown, or when the size does not fit in size_t.
 Expected<size_t> row_bytes(DType t, int64_t n);
 
 // Scalar float <-> half / bfloat16 conversions (IEEE round-to-nearest-even), used by the
