@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "slm/cpu.hpp"
 #include "slm/dtype.hpp"
 #include "slm/status.hpp"
 
@@ -33,6 +34,16 @@ size_t matmul_scratch_bytes(DType weight_type, int64_t n_cols, int64_t n_tokens)
 // pool may be nullptr (run on the caller's thread).
 Status matmul(const Matrix& w, const float* x, int64_t ldx, int64_t n_tokens, float* y,
               int64_t ldy, void* scratch, size_t scratch_bytes, ThreadPool* pool);
+
+// The same at a given ISA level instead of default_isa_level() (tests, benchmarks, --isa): an
+// error when this CPU or build cannot run `level`. The activation layout in the scratch depends
+// on the level; matmul_scratch_bytes returns enough for every level.
+Status matmul(IsaLevel level, const Matrix& w, const float* x, int64_t ldx, int64_t n_tokens,
+              float* y, int64_t ldy, void* scratch, size_t scratch_bytes, ThreadPool* pool);
+
+// Name of the kernel that matmul runs for `weight_type` at `level` (for logs and benchmarks),
+// e.g. "gemm_q8_0_q8_0_avx512vnni"; nullptr when there is none.
+const char* matmul_kernel_name(DType weight_type, IsaLevel level);
 
 }  // namespace kernels
 }  // namespace slm

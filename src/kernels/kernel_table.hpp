@@ -1,0 +1,51 @@
+// Internal: the per-level tables of kernel function pointers that kernels::matmul dispatches
+// through, and the functions each ISA translation unit exports to fill them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/kernels.hpp"
+#include "slm/cpu.hpp"
+
+namespace slm::kernels::detail {
+
+// Converts one activation row of n_cols floats into the layout MatmulRowsFn reads.
+using QuantizeActFn = void (*)(const float* x, void* dst, int64_t n_cols);
+// Bytes of one converted activation row (a multiple of 64, so rows stay cache-line aligned).
+using ActRowBytesFn = size_t (*)(int64_t n_cols);
+// y[t * ldy + r] = dot(row r of w, activation t) for r in [r0, r1), t in [0, n_tokens).
+// act: n_tokens converted rows, act_stride bytes apart (or the float rows of x when the entry
+// has no quantize_act). Each output is computed by the same sequence of operations whatever
+// r0, r1 and n_tokens are, so splitting rows over threads never changes a result.
+using MatmulRowsFn = void (*)(const Matrix& w, int64_t r0, int64_t r1, const void* act,
+                              size_t act_stride, int64_t n_tokens, float* y, int64_t ldy);
+
+struct TypeKernels {
+  const char* name = nullptr;             // what runs, e.g. "gemm_q8_0_q8_0_avx512vnni"
+  ActRowBytesFn act_row_bytes = nullptr;  // nullptr: rows read the float activations directly
+  QuantizeActFn quantize_act = nullptr;
+  MatmulRowsFn rows = nullptr;            // nullptr: this type cannot be multiplied
+};
+
+// GGUF type ids are < 40 (dtype.hpp); the table is indexed by the id.
+constexpr int kTypeSlots = 40;
+
+struct KernelTable {
+  IsaLevel level = IsaLevel::scalar;
+  TypeKernels by_type[kTypeSlots];
+};
+
+// Each level's table starts as a copy of the level below it and overrides the entries it has
+// a faster kernel for, so a type without a SIMD kernel falls back down the chain.
+void add_scalar_kernels(KernelTable& table);
+#if defined(__x86_64__)
+void add_avx2_kernels(KernelTable& table);        // kernels_avx2.cpp: -mavx2 -mfma -mf16c
+void add_avx512_kernels(KernelTable& table);      // kernels_avx512.cpp: + -mavx512f/bw/vl
+void add_avx512vnni_kernels(KernelTable& table);  // kernels_avx512vnni.cpp: + -mavx512vnni
+#endif
+
+// The table for `level`, or nullptr when this build or this CPU cannot run it (cpu.cpp).
+const KernelTable* kernel_table(IsaLevel level);
+
+}  // namespace slm::kernels::detail

@@ -1,0 +1,154 @@
+// kernels::matmul: argument checks, activation conversion and the split of output rows over
+// the thread pool; the per-type work goes through the level's KernelTable. Also the scalar
+// (portable) entries of that table.
+#include <cstring>
+
+#include "kernels/kernel_table.hpp"
+#include "slm/thread_pool.hpp"
+
+namespace slm::kernels {
+namespace detail {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Scalar reference path: dequantize a chunk of the weight row with the type's reference to_float
+// and take a float dot product with the activation, left to right.
+
+// 256 elements: a multiple of every block size (32 and the K-quant super-block of 256), small
+// enough for the stack.
+constexpr int64_t kChunk = 256;
+
+void rows_dequant_dot_scalar(const Matrix& w, int64_t r0, int64_t r1, const void* act,
+                             size_t act_stride, int64_t n_tokens, float* y, int64_t ldy) {
+  const TypeTraits& tt = traits(w.type);
+  const size_t chunk_bytes = static_cast<size_t>(kChunk / tt.block_elems) * tt.block_bytes;
+  float wf[kChunk];
+  for (int64_t r = r0; r < r1; ++r) {
+    const auto* row = static_cast<const uint8_t*>(w.data) + static_cast<size_t>(r) * w.row_stride;
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const auto* x = reinterpret_cast<const float*>(static_cast<const uint8_t*>(act) + t * act_stride);
+      float sum = 0.0f;
+      for (int64_t k0 = 0; k0 < w.n_cols; k0 += kChunk) {
+        const int64_t n = w.n_cols - k0 < kChunk ? w.n_cols - k0 : kChunk;
+        tt.to_float(row + static_cast<size_t>(k0 / kChunk) * chunk_bytes, wf, n);
+        for (int64_t k = 0; k < n; ++k) sum += wf[k] * x[k0 + k];
+      }
+      y[t * ldy + r] = sum;
+    }
+  }
+}
+
+}  // namespace
+
+void add_scalar_kernels(KernelTable& table) {
+  for (int id = 0; id < kTypeSlots; ++id) {
+    const TypeTraits* tt = type_traits(static_cast<uint32_t>(id));
+    if (!tt || !tt->to_float || kChunk % tt->block_elems != 0) continue;
+    TypeKernels& k = table.by_type[id];
+    k.name = "rows_dequant_dot_scalar";
+    k.act_row_bytes = nullptr;
+    k.quantize_act = nullptr;
+    k.rows = rows_dequant_dot_scalar;
+  }
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+// The driver.
+
+namespace {
+
+// Rows are handed to threads in groups of 16 so that a SIMD tile never straddles two threads.
+constexpr int64_t kRowGroup = 16;
+
+const detail::TypeKernels* entry_for(const detail::KernelTable& table, DType type) {
+  const auto id = static_cast<uint32_t>(type);
+  if (id >= static_cast<uint32_t>(detail::kTypeSlots)) return nullptr;
+  const detail::TypeKernels& k = table.by_type[id];
+  return k.rows ? &k : nullptr;
+}
+
+}  // namespace
+
+size_t matmul_scratch_bytes(DType weight_type, int64_t n_cols, int64_t n_tokens) {
+  if (n_cols <= 0 || n_tokens <= 0) return 0;
+  size_t most = 0;
+  for (int i = 0; i < kIsaLevelCount; ++i) {
+    const detail::KernelTable* table = detail::kernel_table(static_cast<IsaLevel>(i));
+    if (!table) continue;
+    const detail::TypeKernels* k = entry_for(*table, weight_type);
+    if (!k || !k->act_row_bytes) continue;
+    const size_t bytes = k->act_row_bytes(n_cols) * static_cast<size_t>(n_tokens);
+    if (bytes > most) most = bytes;
+  }
+  return most;
+}
+
+const char* matmul_kernel_name(DType weight_type, IsaLevel level) {
+  const detail::KernelTable* table = detail::kernel_table(level);
+  const detail::TypeKernels* k = table ? entry_for(*table, weight_type) : nullptr;
+  return k ? k->name : nullptr;
+}
+
+Status matmul(IsaLevel level, const Matrix& w, const float* x, int64_t ldx, int64_t n_tokens,
+              float* y, int64_t ldy, void* scratch, size_t scratch_bytes, ThreadPool* pool) {
+  const detail::KernelTable* table = detail::kernel_table(level);
+  if (!table) return errorf("matmul: ISA level %s is not supported on this CPU/build", isa_level_name(level));
+  const TypeTraits* tt = type_traits(static_cast<uint32_t>(w.type));
+  if (!tt) return errorf("matmul: unknown weight type id %u", static_cast<unsigned>(w.type));
+  const detail::TypeKernels* k = entry_for(*table, w.type);
+  if (!k) return errorf("matmul: no kernel for weight type %s", tt->name);
+  if (w.n_rows < 0 || w.n_cols <= 0 || n_tokens < 0)
+    return errorf("matmul: bad shape %lld x %lld with %lld tokens", static_cast<long long>(w.n_rows),
+                  static_cast<long long>(w.n_cols), static_cast<long long>(n_tokens));
+  Expected<size_t> rb = row_bytes(w.type, w.n_cols);
+  if (!rb.ok()) return Error{"matmul: " + rb.error().message};
+  if (w.row_stride < *rb)
+    return errorf("matmul: row stride %zu is less than a %s row of %lld elements (%zu bytes)",
+                  w.row_stride, tt->name, static_cast<long long>(w.n_cols), *rb);
+  if (ldx < w.n_cols || ldy < w.n_rows)
+    return errorf("matmul: ldx %lld < n_cols %lld or ldy %lld < n_rows %lld", static_cast<long long>(ldx),
+                  static_cast<long long>(w.n_cols), static_cast<long long>(ldy),
+                  static_cast<long long>(w.n_rows));
+  if (n_tokens == 0 || w.n_rows == 0) return Status::success();
+  if (!w.data || !x || !y) return errorf("matmul: null weight, input or output pointer");
+
+  const void* act = x;
+  size_t act_stride = static_cast<size_t>(ldx) * sizeof(float);
+  if (k->quantize_act) {
+    act_stride = k->act_row_bytes(w.n_cols);
+    const size_t need = act_stride * static_cast<size_t>(n_tokens);
+    if (!scratch || scratch_bytes < need)
+      return errorf("matmul: scratch of %zu bytes is too small for %lld %s activation rows (%zu needed; "
+                    "use matmul_scratch_bytes)", scratch_bytes, static_cast<long long>(n_tokens),
+                    tt->name, need);
+    auto* dst = static_cast<uint8_t*>(scratch);
+    auto quantize = [&](int i, int n) {
+      long t0, t1;
+      split_range(static_cast<long>(n_tokens), i, n, &t0, &t1);
+      for (long t = t0; t < t1; ++t) k->quantize_act(x + t * ldx, dst + t * act_stride, w.n_cols);
+    };
+    if (pool && n_tokens > 1) pool->run(quantize);
+    else quantize(0, 1);
+    act = scratch;
+  }
+
+  const int64_t n_groups = (w.n_rows + kRowGroup - 1) / kRowGroup;
+  auto rows = [&](int i, int n) {
+    long g0, g1;
+    split_range(static_cast<long>(n_groups), i, n, &g0, &g1);
+    const int64_t r0 = g0 * kRowGroup, r1 = g1 * kRowGroup < w.n_rows ? g1 * kRowGroup : w.n_rows;
+    if (r0 < r1) k->rows(w, r0, r1, act, act_stride, n_tokens, y, ldy);
+  };
+  if (pool) pool->run(rows);
+  else rows(0, 1);
+  return Status::success();
+}
+
+Status matmul(const Matrix& w, const float* x, int64_t ldx, int64_t n_tokens, float* y, int64_t ldy,
+              void* scratch, size_t scratch_bytes, ThreadPool* pool) {
+  return matmul(default_isa_level(), w, x, ldx, n_tokens, y, ldy, scratch, scratch_bytes, pool);
+}
+
+}  // namespace slm::kernels
