@@ -13,6 +13,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "slm/dtype.hpp"
@@ -28,6 +29,9 @@ struct Limits {
   static constexpr uint64_t max_string_bytes = 64ull << 20;  // one string (chat templates are KBs)
   static constexpr uint64_t max_array_items = 1ull << 27;    // one array (vocab: ~150k items)
   static constexpr uint64_t max_array_depth = 8;             // arrays of arrays of ...
+  // Elements of nested arrays in the whole file: each costs a Value (~150 bytes) for 12 file
+  // bytes, so this bounds the memory a hostile file of arrays of empty arrays can ask for.
+  static constexpr uint64_t max_nested_items = 1ull << 20;
   static constexpr uint64_t max_tensors = 1ull << 20;
   static constexpr uint64_t max_metadata = 1ull << 20;       // key/value pairs
   static constexpr uint32_t max_dims = 4;
@@ -143,6 +147,9 @@ class File {
   uint64_t data_offset_ = 0;
   std::vector<KeyValue> metadata_;
   std::vector<TensorInfo> tensors_;
+  // Name -> index in metadata_ / tensors_ (views into the file's bytes).
+  std::unordered_map<std::string_view, size_t> key_index_;
+  std::unordered_map<std::string_view, size_t> tensor_index_;
 
   friend class Parser;
 };
