@@ -6,6 +6,8 @@
 #include <cstring>
 #include <limits>
 
+#include "quant/quant.hpp"
+
 namespace slm {
 
 // ============================================================================================
@@ -50,49 +52,56 @@ constexpr Entry entry(DType t, const char* name, int64_t block_elems, size_t blo
   return Entry{true, TypeTraits{t, name, block_elems, block_bytes, to_float, from_float, dot_type}};
 }
 
-// Plain float types convert row by row; these are the reference routines for F32/F16/BF16.
+// F32 rows convert by copying.
 void f32_to_float_row(const void* src, float* dst, int64_t n) {
   std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
 }
 void f32_from_float_row(const float* src, void* dst, int64_t n) {
   std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
 }
-void f16_to_float_row(const void* src, float* dst, int64_t n) {
-  const auto* s = static_cast<const uint16_t*>(src);
-  for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
+
+// Typed reference routines seen through the table's untyped signatures.
+template <class Block, void (*F)(const Block*, float*, int64_t)>
+void to_float_as(const void* src, float* dst, int64_t n) {
+  F(static_cast<const Block*>(src), dst, n);
 }
-void f16_from_float_row(const float* src, void* dst, int64_t n) {
-  auto* d = static_cast<uint16_t*>(dst);
-  for (int64_t i = 0; i < n; ++i) d[i] = f32_to_f16(src[i]);
+template <class Block, void (*F)(const float*, Block*, int64_t)>
+void from_float_as(const float* src, void* dst, int64_t n) {
+  F(src, static_cast<Block*>(dst), n);
 }
-void bf16_to_float_row(const void* src, float* dst, int64_t n) {
-  const auto* s = static_cast<const uint16_t*>(src);
-  for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
-}
-void bf16_from_float_row(const float* src, void* dst, int64_t n) {
-  auto* d = static_cast<uint16_t*>(dst);
-  for (int64_t i = 0; i < n; ++i) d[i] = f32_to_bf16(src[i]);
-}
+#define SLM_QUANT_REF(block, name) \
+  to_float_as<block, quant::dequantize_row_##name##_ref>, \
+      from_float_as<block, quant::quantize_row_##name##_ref>
 
 constexpr std::array<Entry, kMaxTypeId + 1> make_table() {
   std::array<Entry, kMaxTypeId + 1> t{};
   using D = DType;
   auto put = [&t](Entry e) { t[static_cast<uint32_t>(e.traits.type)] = e; };
   put(entry(D::F32, "F32", 1, 4, D::F32, f32_to_float_row, f32_from_float_row));
-  put(entry(D::F16, "F16", 1, 2, D::F32, f16_to_float_row, f16_from_float_row));
-  put(entry(D::Q4_0, "Q4_0", 32, 18, D::Q8_0));
-  put(entry(D::Q4_1, "Q4_1", 32, 20, D::Q8_1));
+  put(entry(D::F16, "F16", 1, 2, D::F32, SLM_QUANT_REF(uint16_t, f16)));
+  put(entry(D::Q4_0, "Q4_0", 32, 18, D::Q8_0,
+            SLM_QUANT_REF(quant::block_q4_0, q4_0)));
+  put(entry(D::Q4_1, "Q4_1", 32, 20, D::Q8_1,
+            SLM_QUANT_REF(quant::block_q4_1, q4_1)));
   // ids 4 and 5 (Q4_2, Q4_3) were retired.
-  put(entry(D::Q5_0, "Q5_0", 32, 22, D::Q8_0));
-  put(entry(D::Q5_1, "Q5_1", 32, 24, D::Q8_1));
-  put(entry(D::Q8_0, "Q8_0", 32, 34, D::Q8_0));
-  put(entry(D::Q8_1, "Q8_1", 32, 36, D::Q8_1));
+  put(entry(D::Q5_0, "Q5_0", 32, 22, D::Q8_0,
+            SLM_QUANT_REF(quant::block_q5_0, q5_0)));
+  put(entry(D::Q5_1, "Q5_1", 32, 24, D::Q8_1,
+            SLM_QUANT_REF(quant::block_q5_1, q5_1)));
+  put(entry(D::Q8_0, "Q8_0", 32, 34, D::Q8_0,
+            SLM_QUANT_REF(quant::block_q8_0, q8_0)));
+  put(entry(D::Q8_1, "Q8_1", 32, 36, D::Q8_1,
+            SLM_QUANT_REF(quant::block_q8_1, q8_1)));
   put(entry(D::Q2_K, "Q2_K", 256, 84, D::Q8_K));
   put(entry(D::Q3_K, "Q3_K", 256, 110, D::Q8_K));
-  put(entry(D::Q4_K, "Q4_K", 256, 144, D::Q8_K));
-  put(entry(D::Q5_K, "Q5_K", 256, 176, D::Q8_K));
-  put(entry(D::Q6_K, "Q6_K", 256, 210, D::Q8_K));
-  put(entry(D::Q8_K, "Q8_K", 256, 292, D::Q8_K));
+  put(entry(D::Q4_K, "Q4_K", 256, 144, D::Q8_K,
+            SLM_QUANT_REF(quant::block_q4_k, q4_k)));
+  put(entry(D::Q5_K, "Q5_K", 256, 176, D::Q8_K,
+            SLM_QUANT_REF(quant::block_q5_k, q5_k)));
+  put(entry(D::Q6_K, "Q6_K", 256, 210, D::Q8_K,
+            SLM_QUANT_REF(quant::block_q6_k, q6_k)));
+  put(entry(D::Q8_K, "Q8_K", 256, 292, D::Q8_K,
+            SLM_QUANT_REF(quant::block_q8_k, q8_k)));
   put(entry(D::IQ2_XXS, "IQ2_XXS", 256, 66, D::Q8_K));
   put(entry(D::IQ2_XS, "IQ2_XS", 256, 74, D::Q8_K));
   put(entry(D::IQ3_XXS, "IQ3_XXS", 256, 98, D::Q8_K));
@@ -107,7 +116,7 @@ constexpr std::array<Entry, kMaxTypeId + 1> make_table() {
   put(entry(D::I64, "I64", 1, 8, D::I64));
   put(entry(D::F64, "F64", 1, 8, D::F64));
   put(entry(D::IQ1_M, "IQ1_M", 256, 56, D::Q8_K));
-  put(entry(D::BF16, "BF16", 1, 2, D::F32, bf16_to_float_row, bf16_from_float_row));
+  put(entry(D::BF16, "BF16", 1, 2, D::F32, SLM_QUANT_REF(uint16_t, bf16)));
   // ids 31-33 (Q4_0_4_4, Q4_0_4_8, Q4_0_8_8) were retired from GGUF files.
   put(entry(D::TQ1_0, "TQ1_0", 256, 54, D::Q8_K));
   put(entry(D::TQ2_0, "TQ2_0", 256, 66, D::Q8_K));
@@ -118,6 +127,7 @@ constexpr std::array<Entry, kMaxTypeId + 1> make_table() {
   put(entry(D::Q2_0, "Q2_0", 64, 18, D::Q8_0));
   return t;
 }
+#undef SLM_QUANT_REF
 
 const std::array<Entry, kMaxTypeId + 1> kTable = make_table();
 
@@ -163,6 +173,36 @@ Expected<size_t> row_bytes(DType t, int64_t n) {
   }
   return static_cast<size_t>(blocks) * tt->block_bytes;
 }
+
+// ============================================================================================
+// Reference dot products by weight type
+// ============================================================================================
+
+namespace quant {
+namespace {
+template <class W, class A, float (*F)(int64_t, const W*, const A*)>
+float vec_dot_as(int64_t n, const void* w, const void* a) {
+  return F(n, static_cast<const W*>(w), static_cast<const A*>(a));
+}
+}  // namespace
+
+VecDotFn vec_dot_ref(DType w) {
+  switch (w) {
+    case DType::F32: return vec_dot_as<float, float, vec_dot_f32_f32_ref>;
+    case DType::F16: return vec_dot_as<uint16_t, float, vec_dot_f16_f32_ref>;
+    case DType::BF16: return vec_dot_as<uint16_t, float, vec_dot_bf16_f32_ref>;
+    case DType::Q4_0: return vec_dot_as<block_q4_0, block_q8_0, vec_dot_q4_0_q8_0_ref>;
+    case DType::Q4_1: return vec_dot_as<block_q4_1, block_q8_1, vec_dot_q4_1_q8_1_ref>;
+    case DType::Q5_0: return vec_dot_as<block_q5_0, block_q8_0, vec_dot_q5_0_q8_0_ref>;
+    case DType::Q5_1: return vec_dot_as<block_q5_1, block_q8_1, vec_dot_q5_1_q8_1_ref>;
+    case DType::Q8_0: return vec_dot_as<block_q8_0, block_q8_0, vec_dot_q8_0_q8_0_ref>;
+    case DType::Q4_K: return vec_dot_as<block_q4_k, block_q8_k, vec_dot_q4_k_q8_k_ref>;
+    case DType::Q5_K: return vec_dot_as<block_q5_k, block_q8_k, vec_dot_q5_k_q8_k_ref>;
+    case DType::Q6_K: return vec_dot_as<block_q6_k, block_q8_k, vec_dot_q6_k_q8_k_ref>;
+    default: return nullptr;
+  }
+}
+}  // namespace quant
 
 // ============================================================================================
 // Half and bfloat16 conversions
