@@ -1,8 +1,13 @@
-// Kernels compiled with the avx512 flags (see CMakeLists.txt); reached only through the table.
-#include "kernels/kernel_table.hpp"
+// Kernels compiled with AVX2 + AVX-512 F/BW/VL flags (see CMakeLists.txt). Without VNNI the
+// 8-bit dot products gain little over AVX2's maddubs on 256-bit vectors, so this level reuses
+// the x86 row kernels rebuilt with these flags (the compiler may use the 32 vector registers).
+#include "kernels/x86_simd.hpp"
 
 namespace slm::kernels::detail {
 
-void add_avx512_kernels(KernelTable& table) { (void)table; }
+void add_avx512_kernels(KernelTable& table) {
+  add_x86_row_kernels(table, "vec_dot_q8_0_q8_0_avx512", "vec_dot_q4_0_q8_0_avx512", "vec_dot_f32_f32_avx512",
+                      "vec_dot_f16_f32_avx512", "vec_dot_bf16_f32_avx512");
+}
 
 }  // namespace slm::kernels::detail

@@ -1,0 +1,290 @@
+// Internal: x86 SIMD kernels shared by the per-ISA files. Include ONLY from a file compiled with
+// at least -mavx2 -mfma -mf16c (kernels_avx2.cpp and above): everything here has internal linkage
+// (anonymous namespace), so each ISA file gets its own copy built with its own flags and no
+// AVX-512 instruction can reach the AVX2 copy through the linker picking one "inline" version.
+//
+// Contents, in dependency order: the activation layout (Q8 rows with block sums), its quantizer,
+// the 32-byte integer dot products, GEMV-style row kernels (Q8_0, Q4_0, F32, F16, BF16) and, when
+// compiled with AVX-512 VNNI, the register-blocked Q8_0/Q4_0 GEMM.
+#pragma once
+
+#if !defined(__AVX2__) || !defined(__FMA__) || !defined(__F16C__)
+#error "x86_simd.hpp needs -mavx2 -mfma -mf16c"
+#endif
+
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "kernels/kernel_table.hpp"
+#include "quant/blocks.hpp"
+
+namespace slm::kernels::detail {
+namespace {
+
+// ============================================================================================
+// Activation layout "q8x": one row of K floats quantized exactly as quantize_row_q8_0_ref does
+// (d = amax/127 stored as f16, q = round-half-away(x / d)), laid out for SIMD:
+//   int8  qs[K]        the codes, contiguous (a kernel loads 32 or 64 at once)
+//   float d[K/32]      the f16 scale, widened
+//   int32 sum[K/32]    sum of the 32 codes of the block (offset corrections, see below)
+// padded to a multiple of 64 bytes.
+struct ActQ8x {
+  const int8_t* qs;
+  const float* d;
+  const int32_t* sum;
+};
+
+inline size_t act_q8x_row_bytes(int64_t n_cols) {
+  const size_t nb = static_cast<size_t>(n_cols / 32);
+  return (static_cast<size_t>(n_cols) + nb * 8 + 63) / 64 * 64;
+}
+
+inline ActQ8x act_q8x_view(const void* row, int64_t n_cols) {
+  const auto* p = static_cast<const uint8_t*>(row);
+  const size_t nb = static_cast<size_t>(n_cols / 32);
+  return {reinterpret_cast<const int8_t*>(p), reinterpret_cast<const float*>(p + n_cols),
+          reinterpret_cast<const int32_t*>(p + n_cols + nb * 4)};
+}
+
+inline float hmax_ps(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+
+inline float hsum_ps(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline int32_t hsum_epi32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+
+// roundf() on 8 lanes: truncate, then step away from zero when the dropped fraction is >= 0.5
+// (v - trunc(v) is exact). _mm256_round_ps's nearest mode rounds ties to even, which would
+// disagree with the reference quantizer on exact halves.
+inline __m256i round_away_epi32(__m256 v) {
+  const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  const __m256 frac = _mm256_sub_ps(v, t);
+  const __m256 sign_mask = _mm256_set1_ps(-0.0f);
+  const __m256 half = _mm256_set1_ps(0.5f);
+  const __m256 step = _mm256_and_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign_mask, frac), half, _CMP_GE_OQ),
+                                    _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(sign_mask, v)));
+  return _mm256_cvtps_epi32(_mm256_add_ps(t, step));
+}
+
+void quantize_act_q8x(const float* x, void* dst, int64_t n_cols) {
+  auto* qs = static_cast<int8_t*>(dst);
+  auto* d_out = reinterpret_cast<float*>(qs + n_cols);
+  auto* sum_out = reinterpret_cast<int32_t*>(d_out + n_cols / 32);
+  const __m256 sign_mask = _mm256_set1_ps(-0.0f);
+  const __m256 lim = _mm256_set1_ps(127.0f);
+  for (int64_t b = 0; b < n_cols / 32; ++b, x += 32) {
+    __m256 v[4];
+    __m256 amax = _mm256_setzero_ps();
+    for (int i = 0; i < 4; ++i) {
+      v[i] = _mm256_loadu_ps(x + 8 * i);
+      amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign_mask, v[i]));
+    }
+    const float d = hmax_ps(amax) / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    // The reference stores d as f16 and computes with the widened value.
+    d_out[b] = _cvtsh_ss(_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    const __m256 vid = _mm256_set1_ps(id);
+    __m256i q[4];
+    for (int i = 0; i < 4; ++i)
+      q[i] = round_away_epi32(_mm256_max_ps(_mm256_min_ps(_mm256_mul_ps(v[i], vid), lim), -lim));
+    sum_out[b] = hsum_epi32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
+    // packs interleave 128-bit lanes; the permute restores element order.
+    const __m256i q01 = _mm256_packs_epi32(q[0], q[1]), q23 = _mm256_packs_epi32(q[2], q[3]);
+    const __m256i q8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q01, q23),
+                                                   _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs + 32 * b), q8);
+  }
+}
+
+// ============================================================================================
+// 32-byte integer dot products -> 8 int32 partial sums (their total is the block's sum).
+
+// Signed x signed (codes in -127..127): the sign trick. maddubs multiplies unsigned by signed
+// bytes, so use |w| and a * sign(w); pairs sum to at most 2 * 127 * 127 < 2^15, no saturation.
+inline __m256i dot_s8s8(__m256i w, __m256i a) {
+  const __m256i uw = _mm256_sign_epi8(w, w), sa = _mm256_sign_epi8(a, w);
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), uw, sa);
+#else
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(uw, sa), _mm256_set1_epi16(1));
+#endif
+}
+
+// Unsigned (0..15 nibbles) x signed: pairs sum to at most 2 * 15 * 127, no saturation.
+inline __m256i dot_u4s8(__m256i w, __m256i a) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, a);
+#else
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), _mm256_set1_epi16(1));
+#endif
+}
+
+// Q4_0 block nibbles -> 32 bytes 0..15 in element order (low nibbles are elements 0..15).
+inline __m256i unpack_q4_0(const uint8_t* qs) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m128i m = _mm_set1_epi8(0x0f);
+  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
+}
+
+// Software prefetch distance for the weight stream: a few KiB ahead keeps enough misses in
+// flight for one core to approach DRAM bandwidth; the hardware prefetcher stops at 4 KiB pages.
+constexpr size_t kPrefetchBytes = 4096;
+
+inline void prefetch(const void* p) { _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0); }
+
+// ============================================================================================
+// Row kernels: one output at a time, blocks in order with one float accumulator per lane, so a
+// result depends only on its row and token. For several tokens the row is reread from L1/L2.
+
+template <class RowDot>
+void rows_loop(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride,
+               int64_t n_tokens, float* y, int64_t ldy, RowDot dot) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const auto* row = static_cast<const uint8_t*>(w.data) + static_cast<size_t>(r) * w.row_stride;
+    for (int64_t t = 0; t < n_tokens; ++t)
+      y[t * ldy + r] = dot(row, static_cast<const uint8_t*>(act) + t * act_stride, w.n_cols);
+  }
+}
+
+inline float dot_q8_0_q8x(const uint8_t* row, const uint8_t* act_row, int64_t n) {
+  const auto* wb = reinterpret_cast<const quant::block_q8_0*>(row);
+  const ActQ8x a = act_q8x_view(act_row, n);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  const int64_t nb = n / 32;
+  int64_t b = 0;
+  for (; b + 1 < nb; b += 2) {
+    prefetch(reinterpret_cast<const uint8_t*>(wb + b) + kPrefetchBytes);
+    const __m256i p0 = dot_s8s8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb[b].qs)),
+                                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 32 * b)));
+    const __m256i p1 = dot_s8s8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb[b + 1].qs)),
+                                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 32 * b + 32)));
+    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(_cvtsh_ss(wb[b].d) * a.d[b]), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(_cvtsh_ss(wb[b + 1].d) * a.d[b + 1]), acc1);
+  }
+  if (b < nb) {
+    const __m256i p0 = dot_s8s8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb[b].qs)),
+                                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 32 * b)));
+    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(_cvtsh_ss(wb[b].d) * a.d[b]), acc0);
+  }
+  return hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+inline float dot_q4_0_q8x(const uint8_t* row, const uint8_t* act_row, int64_t n) {
+  const auto* wb = reinterpret_cast<const quant::block_q4_0*>(row);
+  const ActQ8x a = act_q8x_view(act_row, n);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  const int64_t nb = n / 32;
+  // sum((q - 8) * a) = sum(q * a) - 8 * sum(a): subtract sum(a) from each of the 8 lanes.
+  auto block = [&](int64_t i) {
+    const __m256i p = _mm256_sub_epi32(
+        dot_u4s8(unpack_q4_0(wb[i].qs), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 32 * i))),
+        _mm256_set1_epi32(a.sum[i]));
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(_cvtsh_ss(wb[i].d) * a.d[i]));
+  };
+  int64_t b = 0;
+  for (; b + 1 < nb; b += 2) {
+    prefetch(reinterpret_cast<const uint8_t*>(wb + b) + kPrefetchBytes);
+    acc0 = _mm256_add_ps(block(b), acc0);
+    acc1 = _mm256_add_ps(block(b + 1), acc1);
+  }
+  if (b < nb) acc0 = _mm256_add_ps(block(b), acc0);
+  return hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+void rows_q8_0_q8x(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride,
+                   int64_t n_tokens, float* y, int64_t ldy) {
+  rows_loop(w, r0, r1, act, act_stride, n_tokens, y, ldy, dot_q8_0_q8x);
+}
+
+void rows_q4_0_q8x(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride,
+                   int64_t n_tokens, float* y, int64_t ldy) {
+  rows_loop(w, r0, r1, act, act_stride, n_tokens, y, ldy, dot_q4_0_q8x);
+}
+
+// Float weights against float activations (x used in place): 8-lane FMA, 4 accumulators to
+// cover the FMA latency (4 cycles x 2 ports), scalar tail for K % 8.
+struct LoadF32 {
+  static constexpr int kBytes = 4;
+  static __m256 load8(const uint8_t* row, int64_t k) { return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + k); }
+  static float load1(const uint8_t* row, int64_t k) { return reinterpret_cast<const float*>(row)[k]; }
+};
+struct LoadF16 {
+  static constexpr int kBytes = 2;
+  static __m256 load8(const uint8_t* row, int64_t k) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * k)));
+  }
+  static float load1(const uint8_t* row, int64_t k) {
+    uint16_t h;
+    std::memcpy(&h, row + 2 * k, 2);
+    return _cvtsh_ss(h);
+  }
+};
+struct LoadBF16 {
+  static constexpr int kBytes = 2;
+  static __m256 load8(const uint8_t* row, int64_t k) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * k));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+  static float load1(const uint8_t* row, int64_t k) {
+    uint16_t h;
+    std::memcpy(&h, row + 2 * k, 2);
+    const uint32_t bits = static_cast<uint32_t>(h) << 16;
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+  }
+};
+
+template <class L>
+float dot_float_row(const uint8_t* row, const uint8_t* act_row, int64_t n) {
+  const auto* x = reinterpret_cast<const float*>(act_row);
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  int64_t k = 0;
+  for (; k + 32 <= n; k += 32) {
+    prefetch(row + k * L::kBytes + kPrefetchBytes);
+    for (int i = 0; i < 4; ++i) acc[i] = _mm256_fmadd_ps(L::load8(row, k + 8 * i), _mm256_loadu_ps(x + k + 8 * i), acc[i]);
+  }
+  for (; k + 8 <= n; k += 8) acc[0] = _mm256_fmadd_ps(L::load8(row, k), _mm256_loadu_ps(x + k), acc[0]);
+  float sum = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+  for (; k < n; ++k) sum = std::fma(L::load1(row, k), x[k], sum);
+  return sum;
+}
+
+template <class L>
+void rows_float(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride,
+                int64_t n_tokens, float* y, int64_t ldy) {
+  rows_loop(w, r0, r1, act, act_stride, n_tokens, y, ldy, dot_float_row<L>);
+}
+
+// Fills the entries every x86 level shares (each ISA file names them with its suffix).
+inline void add_x86_row_kernels(KernelTable& table, const char* q8_0_name, const char* q4_0_name,
+                                const char* f32_name, const char* f16_name, const char* bf16_name) {
+  auto set = [&](DType t, const char* name, ActRowBytesFn bytes, QuantizeActFn quant, MatmulRowsFn rows) {
+    TypeKernels& k = table.by_type[static_cast<int>(t)];
+    k = TypeKernels{name, bytes, quant, rows};
+  };
+  set(DType::Q8_0, q8_0_name, act_q8x_row_bytes, quantize_act_q8x, rows_q8_0_q8x);
+  set(DType::Q4_0, q4_0_name, act_q8x_row_bytes, quantize_act_q8x, rows_q4_0_q8x);
+  set(DType::F32, f32_name, nullptr, nullptr, rows_float<LoadF32>);
+  set(DType::F16, f16_name, nullptr, nullptr, rows_float<LoadF16>);
+  set(DType::BF16, bf16_name, nullptr, nullptr, rows_float<LoadBF16>);
+}
+
+}  // namespace
+}  // namespace slm::kernels::detail
