@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "kernels/kernel_table.hpp"
+#include "quant/quant.hpp"
 #include "slm/thread_pool.hpp"
 
 namespace slm::kernels {
@@ -11,7 +12,27 @@ namespace detail {
 namespace {
 
 // ---------------------------------------------------------------------------------------------
-// Scalar reference path: dequantize a chunk of the weight row with the type's reference to_float
+// Scalar reference path, as ggml does it: the activation row is quantized once to the weight
+// type's dot type (traits.dot_type: Q8_0, Q8_1 or Q8_K; float types keep f32), then each output
+// is the quant component's reference dot product quant::vec_dot_ref(type).
+
+void rows_vec_dot_ref(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride,
+                      int64_t n_tokens, float* y, int64_t ldy) {
+  const quant::VecDotFn dot = quant::vec_dot_ref(w.type);
+  for (int64_t r = r0; r < r1; ++r) {
+    const auto* row = static_cast<const uint8_t*>(w.data) + static_cast<size_t>(r) * w.row_stride;
+    for (int64_t t = 0; t < n_tokens; ++t)
+      y[t * ldy + r] = dot(w.n_cols, row, static_cast<const uint8_t*>(act) + t * act_stride);
+  }
+}
+
+template <DType kDot>
+size_t act_row_bytes_ref(int64_t n_cols) {
+  const Expected<size_t> bytes = row_bytes(kDot, n_cols);
+  return bytes.ok() ? (*bytes + 63) / 64 * 64 : 0;
+}
+
+// Fallback for a type with to_float but no reference dot: dequantize a chunk of the weight row with the type's reference to_float
 // and take a float dot product with the activation, left to right.
 
 // 256 elements: a multiple of every block size (32 and the K-quant super-block of 256), small
@@ -43,12 +64,25 @@ void rows_dequant_dot_scalar(const Matrix& w, int64_t r0, int64_t r1, const void
 void add_scalar_kernels(KernelTable& table) {
   for (int id = 0; id < kTypeSlots; ++id) {
     const TypeTraits* tt = type_traits(static_cast<uint32_t>(id));
-    if (!tt || !tt->to_float || kChunk % tt->block_elems != 0) continue;
+    if (!tt || !tt->to_float) continue;
     TypeKernels& k = table.by_type[id];
-    k.name = "rows_dequant_dot_scalar";
-    k.act_row_bytes = nullptr;
-    k.quantize_act = nullptr;
-    k.rows = rows_dequant_dot_scalar;
+    const TypeTraits* dot = type_traits(static_cast<uint32_t>(tt->dot_type));
+    if (quant::vec_dot_ref(tt->type) && dot && (tt->dot_type == DType::F32 || dot->from_float)) {
+      k.name = "vec_dot_ref";
+      k.rows = rows_vec_dot_ref;
+      if (tt->dot_type != DType::F32) {
+        k.quantize_act = dot->from_float;
+        switch (tt->dot_type) {  // the dot types the table uses (dtype.cpp)
+          case DType::Q8_0: k.act_row_bytes = act_row_bytes_ref<DType::Q8_0>; break;
+          case DType::Q8_1: k.act_row_bytes = act_row_bytes_ref<DType::Q8_1>; break;
+          case DType::Q8_K: k.act_row_bytes = act_row_bytes_ref<DType::Q8_K>; break;
+          default: k = TypeKernels{}; break;
+        }
+      }
+      if (k.rows) continue;
+    }
+    if (kChunk % tt->block_elems != 0) continue;
+    k = TypeKernels{"rows_dequant_dot_scalar", nullptr, nullptr, rows_dequant_dot_scalar};
   }
 }
 
