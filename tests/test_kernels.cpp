@@ -170,7 +170,8 @@ TEST_CASE("ISA levels: names round-trip, scalar always runs, the default is supp
 TEST_CASE("every type has a kernel at every level") {
   for (IsaLevel level : levels_here())
     for (DType type : kTypes) {
-      REQUIRE_MESSAGE(traits(type).to_float != nullptr, dtype_name(type));
+      const bool has_to_float = traits(type).to_float != nullptr;
+      REQUIRE_MESSAGE(has_to_float, std::string(dtype_name(type)));
       CHECK_MESSAGE(kernels::matmul_kernel_name(type, level) != nullptr, dtype_name(type) << " @" << isa_level_name(level));
     }
 }
