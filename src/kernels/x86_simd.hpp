@@ -4,7 +4,7 @@
 // AVX-512 instruction can reach the AVX2 copy through the linker picking one "inline" version.
 //
 // Contents, in dependency order: the activation layout (Q8 rows with block sums), its quantizer,
-// the 32-byte integer dot products, GEMV-style row kernels (Q8_0, Q4_0, F32, F16, BF16) and, when
+// the 32-byte integer dot products, row kernels (Q8_0, Q4_0, Q4_K, Q6_K, F32, F16, BF16) and, when
 // compiled with AVX-512 VNNI, the register-blocked Q8_0/Q4_0 GEMM.
 #pragma once
 
@@ -19,6 +19,7 @@
 
 #include "kernels/kernel_table.hpp"
 #include "quant/blocks.hpp"
+#include "quant/quant.hpp"
 
 namespace slm::kernels::detail {
 namespace {
@@ -29,6 +30,7 @@ namespace {
 //   int8  qs[K]        the codes, contiguous (a kernel loads 32 or 64 at once)
 //   float d[K/32]      the f16 scale, widened
 //   int32 sum[K/32]    sum of the 32 codes of the block (offset corrections, see below)
+//   int32 bias[K/32]   -128 * sum, the start value of the unsigned-weight GEMM accumulators
 // padded to a multiple of 64 bytes.
 struct ActQ8x {
   const int8_t* qs;
@@ -38,7 +40,7 @@ struct ActQ8x {
 
 inline size_t act_q8x_row_bytes(int64_t n_cols) {
   const size_t nb = static_cast<size_t>(n_cols / 32);
-  return (static_cast<size_t>(n_cols) + nb * 8 + 63) / 64 * 64;
+  return (static_cast<size_t>(n_cols) + nb * 12 + 63) / 64 * 64;
 }
 
 inline ActQ8x act_q8x_view(const void* row, int64_t n_cols) {
@@ -86,6 +88,7 @@ void quantize_act_q8x(const float* x, void* dst, int64_t n_cols) {
   auto* qs = static_cast<int8_t*>(dst);
   auto* d_out = reinterpret_cast<float*>(qs + n_cols);
   auto* sum_out = reinterpret_cast<int32_t*>(d_out + n_cols / 32);
+  auto* bias_out = sum_out + n_cols / 32;
   const __m256 sign_mask = _mm256_set1_ps(-0.0f);
   const __m256 lim = _mm256_set1_ps(127.0f);
   for (int64_t b = 0; b < n_cols / 32; ++b, x += 32) {
@@ -104,6 +107,7 @@ void quantize_act_q8x(const float* x, void* dst, int64_t n_cols) {
     for (int i = 0; i < 4; ++i)
       q[i] = round_away_epi32(_mm256_max_ps(_mm256_min_ps(_mm256_mul_ps(v[i], vid), lim), -lim));
     sum_out[b] = hsum_epi32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
+    bias_out[b] = -128 * sum_out[b];
     // packs interleave 128-bit lanes; the permute restores element order.
     const __m256i q01 = _mm256_packs_epi32(q[0], q[1]), q23 = _mm256_packs_epi32(q[2], q[3]);
     const __m256i q8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q01, q23),
@@ -217,6 +221,99 @@ void rows_q4_0_q8x(const Matrix& w, int64_t r0, int64_t r1, const void* act, siz
   rows_loop(w, r0, r1, act, act_stride, n_tokens, y, ldy, dot_q4_0_q8x);
 }
 
+// ============================================================================================
+// K-quants against Q8_K activations (quantized by the reference quantize_row_q8_k_ref). The
+// integer sums are formed exactly as the reference does and each super-block is added to the
+// float result with the reference's expression, so results equal vec_dot_*_ref bit for bit.
+
+inline size_t act_q8_k_row_bytes(int64_t n_cols) {
+  return (static_cast<size_t>(n_cols / 256) * sizeof(quant::block_q8_k) + 63) / 64 * 64;
+}
+
+void quantize_act_q8_k(const float* x, void* dst, int64_t n_cols) {
+  quant::quantize_row_q8_k_ref(x, static_cast<quant::block_q8_k*>(dst), n_cols);
+}
+
+// maddubs then madd with the sub-block scale instead of ones: the scale is applied to the
+// 16-bit pair sums (|pair| <= 2 * 63 * 127) and the products summed in 32 bits, exactly.
+inline __m256i dot_scaled_u8s8(__m256i w, __m256i a, __m256i scale16) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), scale16);
+}
+
+inline float dot_q4_k_q8_k(const uint8_t* row, const uint8_t* act_row, int64_t n) {
+  const auto* x = reinterpret_cast<const quant::block_q4_k*>(row);
+  const auto* y = reinterpret_cast<const quant::block_q8_k*>(act_row);
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  float acc = 0.0f;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    prefetch(reinterpret_cast<const uint8_t*>(x + b) + kPrefetchBytes);
+    uint8_t sc[8], m[8];
+    for (int j = 0; j < 8; ++j) quant::get_scale_min_k4(j, x[b].scales, &sc[j], &m[j]);
+    __m256i sumi = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs + 32 * c));
+      const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+      const __m256i a_lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs + 64 * c));
+      const __m256i a_hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs + 64 * c + 32));
+      sumi = _mm256_add_epi32(sumi, dot_scaled_u8s8(lo, a_lo, _mm256_set1_epi16(sc[2 * c])));
+      sumi = _mm256_add_epi32(sumi, dot_scaled_u8s8(hi, a_hi, _mm256_set1_epi16(sc[2 * c + 1])));
+    }
+    int32_t summ = 0;
+    for (int j = 0; j < 8; ++j) summ += m[j] * (y[b].bsums[2 * j] + y[b].bsums[2 * j + 1]);
+    const float d = _cvtsh_ss(x[b].d) * y[b].d;
+    const float dmin = _cvtsh_ss(x[b].dmin) * y[b].d;
+    acc += d * static_cast<float>(hsum_epi32(sumi)) - dmin * static_cast<float>(summ);
+  }
+  return acc;
+}
+
+// Q6_K: codes 0..63 stand for q - 32; sum_s sc_s * (dot_s - 32 * bsum_s) with the 32 * bsum
+// part done on the cached block sums.
+inline float dot_q6_k_q8_k(const uint8_t* row, const uint8_t* act_row, int64_t n) {
+  const auto* x = reinterpret_cast<const quant::block_q6_k*>(row);
+  const auto* y = reinterpret_cast<const quant::block_q8_k*>(act_row);
+  const __m256i low4 = _mm256_set1_epi8(0x0f), two = _mm256_set1_epi8(0x03);
+  float acc = 0.0f;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    prefetch(reinterpret_cast<const uint8_t*>(x + b) + kPrefetchBytes);
+    const int8_t* scales = x[b].scales;
+    __m256i sumi = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].ql + 64 * h));
+      const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].ql + 64 * h + 32));
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qh + 32 * h));
+      __m256i q[4];
+      q[0] = _mm256_or_si256(_mm256_and_si256(ql0, low4), _mm256_slli_epi16(_mm256_and_si256(qh, two), 4));
+      q[1] = _mm256_or_si256(_mm256_and_si256(ql1, low4),
+                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), two), 4));
+      q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4),
+                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), two), 4));
+      q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
+                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), two), 4));
+      for (int k = 0; k < 4; ++k) {
+        const int s = 8 * h + 2 * k;  // elements 0..15 of the vector: scale s, 16..31: s + 1
+        const __m256i scale16 = _mm256_set_m128i(_mm_set1_epi16(scales[s + 1]), _mm_set1_epi16(scales[s]));
+        const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs + 128 * h + 32 * k));
+        sumi = _mm256_add_epi32(sumi, dot_scaled_u8s8(q[k], a, scale16));
+      }
+    }
+    int32_t offset = 0;
+    for (int s = 0; s < 16; ++s) offset += scales[s] * y[b].bsums[s];
+    acc += (_cvtsh_ss(x[b].d) * y[b].d) * static_cast<float>(hsum_epi32(sumi) - 32 * offset);
+  }
+  return acc;
+}
+
+void rows_q4_k_q8_k(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride,
+                    int64_t n_tokens, float* y, int64_t ldy) {
+  rows_loop(w, r0, r1, act, act_stride, n_tokens, y, ldy, dot_q4_k_q8_k);
+}
+
+void rows_q6_k_q8_k(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride,
+                    int64_t n_tokens, float* y, int64_t ldy) {
+  rows_loop(w, r0, r1, act, act_stride, n_tokens, y, ldy, dot_q6_k_q8_k);
+}
+
 // Float weights against float activations (x used in place): 8-lane FMA, 4 accumulators to
 // cover the FMA latency (4 cycles x 2 ports), scalar tail for K % 8.
 struct LoadF32 {
@@ -274,13 +371,16 @@ void rows_float(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t
 
 // Fills the entries every x86 level shares (each ISA file names them with its suffix).
 inline void add_x86_row_kernels(KernelTable& table, const char* q8_0_name, const char* q4_0_name,
-                                const char* f32_name, const char* f16_name, const char* bf16_name) {
+                                const char* q4_k_name, const char* q6_k_name, const char* f32_name,
+                                const char* f16_name, const char* bf16_name) {
   auto set = [&](DType t, const char* name, ActRowBytesFn bytes, QuantizeActFn quant, MatmulRowsFn rows) {
     TypeKernels& k = table.by_type[static_cast<int>(t)];
     k = TypeKernels{name, bytes, quant, rows};
   };
   set(DType::Q8_0, q8_0_name, act_q8x_row_bytes, quantize_act_q8x, rows_q8_0_q8x);
   set(DType::Q4_0, q4_0_name, act_q8x_row_bytes, quantize_act_q8x, rows_q4_0_q8x);
+  set(DType::Q4_K, q4_k_name, act_q8_k_row_bytes, quantize_act_q8_k, rows_q4_k_q8_k);
+  set(DType::Q6_K, q6_k_name, act_q8_k_row_bytes, quantize_act_q8_k, rows_q6_k_q8_k);
   set(DType::F32, f32_name, nullptr, nullptr, rows_float<LoadF32>);
   set(DType::F16, f16_name, nullptr, nullptr, rows_float<LoadF16>);
   set(DType::BF16, bf16_name, nullptr, nullptr, rows_float<LoadBF16>);
