@@ -152,6 +152,14 @@ TEST_CASE("every value type round-trips") {
   CHECK(bv->integer_at(1) == 0);
   CHECK(bv->integer_at(3) == 0);  // out of range: 0, no crash
   CHECK(f->get_int_array("no_u32")->empty());
+  // integer_at on floats truncates and saturates (a raw cast would be undefined behaviour).
+  const Value* fv = f->find("f32s");
+  REQUIRE(fv != nullptr);
+  CHECK(fv->integer_at(0) == 0);
+  CHECK(fv->integer_at(1) == -2);
+  CHECK(fv->integer_at(2) == std::numeric_limits<int64_t>::max());
+  CHECK(fv->number_at(7) == 0.0);
+  CHECK(f->find("strs")->number_at(0) == 0.0);  // not a scalar array: 0, no crash
   CHECK(f->find("absent") == nullptr);
 }
 

@@ -76,7 +76,10 @@ struct Value {
   std::vector<std::string_view> strings;  // string arrays
   std::vector<Value> items;             // arrays of arrays
 
-  // Element k of a scalar array as a double / int64 (k < count, elem_type scalar).
+  // Element k of a scalar array as a double / int64 (k < count, elem_type scalar); 0 when k is
+  // out of range or the array holds strings or arrays. integer_at truncates floats toward zero,
+  // saturating at the int64 limits (NaN gives 0); u64 values above INT64_MAX wrap (read the
+  // bits back with static_cast<uint64_t>).
   double number_at(uint64_t k) const;
   int64_t integer_at(uint64_t k) const;
 };

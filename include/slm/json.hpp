@@ -50,7 +50,7 @@ class Value {
 
   // Arrays: the elements. Objects: the members in file order (duplicate keys are kept).
   std::span<const Value> items() const { return items_; }
-  std::span<const Member> members() const { return members_; }
+  std::span<const Member> members() const;  // (defined below Member, which must be complete)
   // Element count of an array or object; 0 otherwise.
   size_t size() const;
   // Array element i, or nullptr when out of range or not an array.
@@ -59,13 +59,16 @@ class Value {
   const Value* find(std::string_view key) const;
 
   // Builders, for tests and tools that assemble a document.
-  static Value null() { return Value(); }
+  // (Defined out of line: Value's destructor needs Member complete, which clang checks here.)
+  static Value null();
   static Value boolean(bool b);
   static Value number(double d);
   static Value integer(int64_t i);
   static Value string(std::string s);
-  static Value array(std::vector<Value> items = {});
-  static Value object(std::vector<Member> members = {});
+  static Value array();  // empty
+  static Value array(std::vector<Value> items);
+  static Value object();  // empty
+  static Value object(std::vector<Member> members);
   // Appends to an array / object (no effect on other kinds).
   void push_back(Value v);
   void add_member(std::string key, Value v);
@@ -86,6 +89,8 @@ struct Member {
   std::string key;
   Value value;
 };
+
+inline std::span<const Member> Value::members() const { return members_; }
 
 // Typed lookups on an object that return an Error naming the key and the kind found.
 Expected<std::string_view> get_string(const Value& object, std::string_view key);

@@ -48,6 +48,10 @@ const Value* Value::find(std::string_view key) const {
 // 2^53: every integer of at most this magnitude is exact in a double.
 static constexpr double kMaxExactDouble = 9007199254740992.0;
 
+Value Value::null() { return Value(); }
+Value Value::array() { return array(std::vector<Value>()); }
+Value Value::object() { return object(std::vector<Member>()); }
+
 Value Value::boolean(bool b) {
   Value v;
   v.kind_ = Kind::Bool;

@@ -10,6 +10,7 @@
 // elements. Version 1 used u32 counts and lengths; it predates every model we load.
 #include <algorithm>
 #include <cinttypes>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <unordered_set>
@@ -128,7 +129,14 @@ int64_t Value::integer_at(uint64_t k) const {
   if (type != ValueType::ARRAY || raw == nullptr || sz == 0 || k >= count) return 0;
   Value v;
   decode_scalar(elem_type, raw + k * sz, v);
-  if (is_float_type(elem_type)) return static_cast<int64_t>(v.f);
+  if (is_float_type(elem_type)) {
+    // Truncated toward zero and saturated: a float out of int64's range (or NaN) converted
+    // directly is undefined behaviour, and the bytes come from the file.
+    if (std::isnan(v.f)) return 0;
+    if (v.f >= 9223372036854775808.0) return std::numeric_limits<int64_t>::max();
+    if (v.f <= -9223372036854775808.0) return std::numeric_limits<int64_t>::min();
+    return static_cast<int64_t>(v.f);
+  }
   if (is_signed_type(elem_type)) return v.i;
   return static_cast<int64_t>(v.u);
 }
