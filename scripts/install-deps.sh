@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that building and testing libslm need, skipping those present.
-# Usage: scripts/install-deps.sh [--bench] [--fuzz] [--cross]
+# Usage: scripts/install-deps.sh [--bench] [--fuzz] [--cross] [--train]
 set -euo pipefail
 packages=(cmake ninja-build g++ ccache doctest-dev unicode-data nodejs npm)
 for arg in "$@"; do
@@ -8,6 +8,7 @@ for arg in "$@"; do
     --bench) packages+=(libbenchmark-dev libeigen3-dev libdnnl-dev) ;;
     --fuzz) packages+=(clang libclang-rt-14-dev) ;;
     --cross) packages+=(g++-aarch64-linux-gnu qemu-user) ;;
+    --train) packages+=(python3-torch python3-regex python3-numpy libopenblas0-pthread) ;;
     *) echo "install-deps.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
