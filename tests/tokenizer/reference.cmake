@@ -1,0 +1,16 @@
+# The tokenizer's outside reference: node runs tests/tokenizer/encode_reference.mjs (the Hugging
+# Face tokenizers' JS port from tests/node/node_modules) to write reference ids into the build
+# directory; test_tokenizer_reference compares against them. Without node or without
+# `npm ci` in tests/node both fail, saying so.
+find_program(SLM_NODE node)
+if(SLM_NODE)
+  add_test(NAME tokenizer_reference_ids
+           COMMAND ${SLM_NODE} ${CMAKE_CURRENT_LIST_DIR}/encode_reference.mjs
+                   ${PROJECT_SOURCE_DIR}/tests/data/tokenizer_corpus.txt ${PROJECT_BINARY_DIR}/tokenizer_reference)
+else()
+  add_test(NAME tokenizer_reference_ids
+           COMMAND sh -c "echo 'node was not found: install Node.js >= 18 and run npm ci in tests/node' >&2; exit 1")
+endif()
+set_tests_properties(tokenizer_reference_ids PROPERTIES FIXTURES_SETUP tokenizer_reference TIMEOUT 300)
+set_tests_properties(test_tokenizer_reference PROPERTIES FIXTURES_REQUIRED tokenizer_reference)
+target_compile_definitions(test_tokenizer_reference PRIVATE SLM_TEST_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
