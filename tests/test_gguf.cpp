@@ -513,3 +513,36 @@ TEST_CASE("every .gguf in ../shared/data opens; vocab arrays are consistent") {
   MESSAGE("opened " << opened << " GGUF files");
   CHECK(opened >= 6);
 }
+
+TEST_CASE("copying a real file through the Writer reproduces it byte for byte") {
+  // The files in ../shared/data were written by llama.cpp's tools: same key order, tensor
+  // order, alignment padding (none after the header of a file without tensors).
+  const auto data = shared_data();
+  if (data.empty()) {
+    MESSAGE("../shared/data not found (SLM_SOURCE_DIR unset or no shared/): check did not run");
+    return;
+  }
+  int copied = 0;
+  for (const char* dir : {"models", "vocab"}) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(data / dir, ec)) {
+      if (e.path().extension() != ".gguf") continue;
+      CAPTURE(e.path().string());
+      auto f = File::open(e.path().string());
+      REQUIRE(f.ok());
+      Writer w;
+      w.set_alignment(f->alignment());
+      for (const KeyValue& kv : f->metadata()) w.add_value(kv.key, kv.value);
+      for (const TensorInfo& t : f->tensors()) {
+        const std::vector<int64_t> shape(t.ne, t.ne + t.n_dims);
+        REQUIRE(w.add_tensor(t.name, t.type, shape, t.data, t.n_bytes).ok());
+      }
+      auto buf = w.write_buffer();
+      REQUIRE(buf.ok());
+      CHECK(buf->size() == f->size());
+      CHECK((buf->size() == f->size() && std::memcmp(buf->data(), f->bytes(), f->size()) == 0));
+      ++copied;
+    }
+  }
+  CHECK(copied >= 6);
+}

@@ -179,7 +179,9 @@ struct Writer::Impl {
       put<uint32_t>(out, static_cast<uint32_t>(t.type));
       put<uint64_t>(out, t.offset);
     }
-    out.resize(align_up(out.size()), 0);
+    // The data section starts aligned. A file without tensors ends right here, unpadded, as
+    // llama.cpp's writers leave it (so copying such a file reproduces it byte for byte).
+    if (!tensors.empty()) out.resize(align_up(out.size()), 0);
     return out;
   }
 
