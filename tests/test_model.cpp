@@ -94,8 +94,9 @@ const TypeCase kTypes[] = {{"F32", 3e-3},  {"F16", 3e-3},  {"BF16", 3e-3}, {"Q8_
 TEST_CASE("engine logits match the double-precision reference for every weight type") {
   for (const char* arch : {"qwen2", "llama"}) {
     for (const TypeCase& tc : kTypes) {
-      CAPTURE(std::string(arch));
-      CAPTURE(std::string(tc.type));
+      const std::string arch_name = arch, type_name = tc.type;
+      CAPTURE(arch_name);
+      CAPTURE(type_name);
       Loaded l = load_spec(tiny(arch, tc.type));
       auto ref = slm::ref::Reference::load(l.model->file());
       REQUIRE_MESSAGE(ref.ok(), (ref.ok() ? "" : ref.error().message));
@@ -156,13 +157,23 @@ TEST_CASE("llama3 rope scaling: rope_freqs tensor and rope.scaling keys give the
 // ---- Batching, threads, context limits --------------------------------------------------------
 
 TEST_CASE("prefill of N tokens then decode equals N single-token decodes") {
-  // Tolerance 1e-4 of the logit RMS: the same math in both paths, but a batched matmul may use a
-  // GEMM kernel whose float summation order differs from the single-row GEMV.
+  // The same math in both paths, but a batched matmul may run a GEMM kernel whose float
+  // summation order differs from the single-row GEMV (~1e-7 relative). With float weights that
+  // stays ~1e-6 of the logit scale: tolerance 1e-4. With quantized weights the activations are
+  // rounded to 8 bits per block before each integer dot product, so a 1e-7 difference can flip
+  // the rounding of an element by one step (~0.5% of it), and such flips add up through the
+  // layers: ~2% of the logit scale seen (max over the vocabulary); tolerance 0.05, and the
+  // greedy token must agree (these models' top logit leads by far more than that).
+  struct Case {
+    const char* type;
+    double tol;
+  };
   for (const char* arch : {"qwen2", "llama"}) {
-    for (const char* type : {"F32", "Q4_0", "Q4_K_M"}) {
-      CAPTURE(std::string(arch));
-      CAPTURE(std::string(type));
-      Loaded l = load_spec(tiny(arch, type));
+    for (const Case& tc : {Case{"F32", 1e-4}, Case{"F16", 1e-4}, Case{"Q4_0", 0.05}, Case{"Q4_K_M", 0.05}}) {
+      const std::string arch_name = arch, type_name = tc.type;
+      CAPTURE(arch_name);
+      CAPTURE(type_name);
+      Loaded l = load_spec(tiny(arch, tc.type));
       auto a = make_ctx(*l.model), b = make_ctx(*l.model);
       REQUIRE(a->eval(kPrompt).ok());
       for (int32_t t : kPrompt) REQUIRE(b->eval({&t, 1}).ok());
@@ -170,17 +181,18 @@ TEST_CASE("prefill of N tokens then decode equals N single-token decodes") {
       CHECK(b->n_past() == a->n_past());
       std::vector<float> la(a->logits().begin(), a->logits().end());
       std::vector<double> lb(b->logits().begin(), b->logits().end());
-      CHECK(rel_err(la, lb) < 1e-4);
+      CHECK(rel_err(la, lb) < tc.tol);
+      CHECK(slm::argmax(la) == slm::argmax(b->logits()));
       // Continue both with the same decode token.
       const int32_t next = slm::argmax(la);
       REQUIRE(a->eval({&next, 1}).ok());
       REQUIRE(b->eval({&next, 1}).ok());
       std::vector<double> lb2(b->logits().begin(), b->logits().end());
-      CHECK(rel_err(a->logits(), lb2) < 1e-4);
-      // Prefill split into n_batch = 5 chunks is the same computation as the batched one.
+      CHECK(rel_err(a->logits(), lb2) < tc.tol);
+      // Prefill split into n_batch = 5 chunks against one batch of 12.
       auto c = make_ctx(*l.model, 1, slm::KvType::F16, 64, 5);
       REQUIRE(c->eval(kPrompt).ok());
-      CHECK(rel_err(c->logits(), std::vector<double>(la.begin(), la.end())) < 1e-4);
+      CHECK(rel_err(c->logits(), std::vector<double>(la.begin(), la.end())) < tc.tol);
     }
   }
 }
@@ -188,8 +200,9 @@ TEST_CASE("prefill of N tokens then decode equals N single-token decodes") {
 TEST_CASE("logits are bit-identical for 1 and 2 threads") {
   for (const char* arch : {"qwen2", "llama"}) {
     for (const char* type : {"F32", "Q8_0", "Q4_K_M"}) {
-      CAPTURE(std::string(arch));
-      CAPTURE(std::string(type));
+      const std::string arch_name = arch, type_name = type;
+      CAPTURE(arch_name);
+      CAPTURE(type_name);
       Loaded l = load_spec(tiny(arch, type));
       auto a = make_ctx(*l.model, 1), b = make_ctx(*l.model, 2);
       REQUIRE(a->eval(kPrompt, true).ok());
@@ -346,7 +359,8 @@ TEST_CASE("random models have a peaked next-token distribution") {
       for (float v : p) sum += std::exp(static_cast<double>(v - mx));
       if (1.0 / sum > 0.3) ++peaked;
     }
-    CAPTURE(std::string(arch));
+    const std::string arch_name = arch;
+    CAPTURE(arch_name);
     CHECK(peaked * 2 > static_cast<int>(kPrompt.size()));  // top token > 0.3 at most positions
   }
 }
