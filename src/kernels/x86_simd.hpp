@@ -194,20 +194,25 @@ inline float dot_q4_0_q8x(const uint8_t* row, const uint8_t* act_row, int64_t n)
   const ActQ8x a = act_q8x_view(act_row, n);
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   const int64_t nb = n / 32;
-  // sum((q - 8) * a) = sum(q * a) - 8 * sum(a): subtract sum(a) from each of the 8 lanes.
-  auto block = [&](int64_t i) {
-    const __m256i p = _mm256_sub_epi32(
-        dot_u4s8(unpack_q4_0(wb[i].qs), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 32 * i))),
-        _mm256_set1_epi32(a.sum[i]));
-    return _mm256_mul_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(_cvtsh_ss(wb[i].d) * a.d[i]));
+  // sum((q - 8) * a) = sum(q * a) - 8 * sum(a): each of the 8 partial-sum lanes starts at
+  // -sum(a), which adds up to -8 * sum(a).
+  auto block = [&](int64_t i, __m256 acc) {
+    const __m256i a8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 32 * i));
+    const __m256i w = unpack_q4_0(wb[i].qs);
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    const __m256i p = _mm256_dpbusd_epi32(_mm256_set1_epi32(-a.sum[i]), w, a8);
+#else
+    const __m256i p = _mm256_sub_epi32(dot_u4s8(w, a8), _mm256_set1_epi32(a.sum[i]));
+#endif
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(_cvtsh_ss(wb[i].d) * a.d[i]), acc);
   };
   int64_t b = 0;
   for (; b + 1 < nb; b += 2) {
     prefetch(reinterpret_cast<const uint8_t*>(wb + b) + kPrefetchBytes);
-    acc0 = _mm256_add_ps(block(b), acc0);
-    acc1 = _mm256_add_ps(block(b + 1), acc1);
+    acc0 = block(b, acc0);
+    acc1 = block(b + 1, acc1);
   }
-  if (b < nb) acc0 = _mm256_add_ps(block(b), acc0);
+  if (b < nb) acc0 = block(b, acc0);
   return hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
@@ -234,10 +239,34 @@ void quantize_act_q8_k(const float* x, void* dst, int64_t n_cols) {
   quant::quantize_row_q8_k_ref(x, static_cast<quant::block_q8_k*>(dst), n_cols);
 }
 
-// maddubs then madd with the sub-block scale instead of ones: the scale is applied to the
-// 16-bit pair sums (|pair| <= 2 * 63 * 127) and the products summed in 32 bits, exactly.
-inline __m256i dot_scaled_u8s8(__m256i w, __m256i a, __m256i scale16) {
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), scale16);
+// maddubs, then madd with the sub-block scale instead of ones: the scale multiplies the 16-bit
+// pair sums (|pair| <= 2 * 63 * 127) and the products are summed in 32 bits, exactly. With
+// AVX-512 VNNI, vpdpwssd does the madd and the accumulation in one instruction.
+inline __m256i dot_scaled_u8s8_acc(__m256i acc, __m256i w, __m256i a, __m256i scale16) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return _mm256_dpwssd_epi32(acc, _mm256_maddubs_epi16(w, a), scale16);
+#else
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), scale16));
+#endif
+}
+
+// The 12-byte Q4_K/Q5_K scale field (blocks.hpp) as two 32-bit-word operations per half:
+// returns sc[0..7] in bytes 0..7 and m[0..7] in bytes 8..15.
+inline __m128i unpack_scale_min_k4(const uint8_t* scales) {
+  uint32_t w[3];
+  std::memcpy(w, scales, 12);
+  const uint32_t six = 0x3f3f3f3f, four = 0x0f0f0f0f, two = 0x03030303;
+  const uint32_t sc_lo = w[0] & six, m_lo = w[1] & six;
+  const uint32_t sc_hi = (w[2] & four) | ((w[0] >> 6) & two) << 4;
+  const uint32_t m_hi = ((w[2] >> 4) & four) | ((w[1] >> 6) & two) << 4;
+  return _mm_setr_epi32(static_cast<int>(sc_lo), static_cast<int>(sc_hi), static_cast<int>(m_lo),
+                        static_cast<int>(m_hi));
+}
+
+// Shuffle masks that broadcast 16-bit lane i of a 128-bit vector (bytes 2i, 2i+1) everywhere.
+inline __m256i broadcast_epi16_lane(__m256i v, int i) {
+  const __m256i mask = _mm256_set1_epi16(static_cast<short>((2 * i) | (2 * i + 1) << 8));
+  return _mm256_shuffle_epi8(v, mask);
 }
 
 inline float dot_q4_k_q8_k(const uint8_t* row, const uint8_t* act_row, int64_t n) {
@@ -247,19 +276,26 @@ inline float dot_q4_k_q8_k(const uint8_t* row, const uint8_t* act_row, int64_t n
   float acc = 0.0f;
   for (int64_t b = 0; b < n / 256; ++b) {
     prefetch(reinterpret_cast<const uint8_t*>(x + b) + kPrefetchBytes);
-    uint8_t sc[8], m[8];
-    for (int j = 0; j < 8; ++j) quant::get_scale_min_k4(j, x[b].scales, &sc[j], &m[j]);
+    const __m128i scm = unpack_scale_min_k4(x[b].scales);
+    // sc as 16-bit lanes, in both 128-bit halves (vpshufb works per half).
+    const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scm));
     __m256i sumi = _mm256_setzero_si256();
     for (int c = 0; c < 4; ++c) {
       const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs + 32 * c));
       const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
       const __m256i a_lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs + 64 * c));
       const __m256i a_hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs + 64 * c + 32));
-      sumi = _mm256_add_epi32(sumi, dot_scaled_u8s8(lo, a_lo, _mm256_set1_epi16(sc[2 * c])));
-      sumi = _mm256_add_epi32(sumi, dot_scaled_u8s8(hi, a_hi, _mm256_set1_epi16(sc[2 * c + 1])));
+      sumi = dot_scaled_u8s8_acc(sumi, lo, a_lo, broadcast_epi16_lane(sc16, 2 * c));
+      sumi = dot_scaled_u8s8_acc(sumi, hi, a_hi, broadcast_epi16_lane(sc16, 2 * c + 1));
     }
-    int32_t summ = 0;
-    for (int j = 0; j < 8; ++j) summ += m[j] * (y[b].bsums[2 * j] + y[b].bsums[2 * j + 1]);
+    // summ = sum_j m[j] * (bsums[2j] + bsums[2j+1]); pair sums <= 32 * 127 fit in 16 bits.
+    const __m128i bs_lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(y[b].bsums));
+    const __m128i bs_hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(y[b].bsums + 8));
+    const __m128i m16 = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(scm, scm));
+    __m128i mm = _mm_madd_epi16(m16, _mm_hadd_epi16(bs_lo, bs_hi));
+    mm = _mm_add_epi32(mm, _mm_shuffle_epi32(mm, 0x4e));
+    mm = _mm_add_epi32(mm, _mm_shuffle_epi32(mm, 0xb1));
+    const int32_t summ = _mm_cvtsi128_si32(mm);
     const float d = _cvtsh_ss(x[b].d) * y[b].d;
     const float dmin = _cvtsh_ss(x[b].dmin) * y[b].d;
     acc += d * static_cast<float>(hsum_epi32(sumi)) - dmin * static_cast<float>(summ);
@@ -276,8 +312,12 @@ inline float dot_q6_k_q8_k(const uint8_t* row, const uint8_t* act_row, int64_t n
   float acc = 0.0f;
   for (int64_t b = 0; b < n / 256; ++b) {
     prefetch(reinterpret_cast<const uint8_t*>(x + b) + kPrefetchBytes);
-    const int8_t* scales = x[b].scales;
-    __m256i sumi = _mm256_setzero_si256();
+    const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].scales));
+    // 32 * sum_s sc_s * bsum_s, spread over 8 lanes, subtracted up front.
+    const __m256i offset = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8),
+                                             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].bsums)));
+    __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(offset, 5));
+    __m128i pick = _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
     for (int h = 0; h < 2; ++h) {
       const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].ql + 64 * h));
       const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].ql + 64 * h + 32));
@@ -291,15 +331,15 @@ inline float dot_q6_k_q8_k(const uint8_t* row, const uint8_t* act_row, int64_t n
       q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), two), 4));
       for (int k = 0; k < 4; ++k) {
-        const int s = 8 * h + 2 * k;  // elements 0..15 of the vector: scale s, 16..31: s + 1
-        const __m256i scale16 = _mm256_set_m128i(_mm_set1_epi16(scales[s + 1]), _mm_set1_epi16(scales[s]));
+        // Elements 0..15 of the vector use scale s = 8h + 2k, 16..31 scale s + 1 (16-element
+        // sub-blocks): bytes s x8 then s+1 x8, widened to 16 bits, give that in the two halves.
+        const __m256i scale16 = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pick));
+        pick = _mm_add_epi8(pick, _mm_set1_epi8(2));
         const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs + 128 * h + 32 * k));
-        sumi = _mm256_add_epi32(sumi, dot_scaled_u8s8(q[k], a, scale16));
+        sumi = dot_scaled_u8s8_acc(sumi, q[k], a, scale16);
       }
     }
-    int32_t offset = 0;
-    for (int s = 0; s < 16; ++s) offset += scales[s] * y[b].bsums[s];
-    acc += (_cvtsh_ss(x[b].d) * y[b].d) * static_cast<float>(hsum_epi32(sumi) - 32 * offset);
+    acc += (_cvtsh_ss(x[b].d) * y[b].d) * static_cast<float>(hsum_epi32(sumi));
   }
   return acc;
 }
