@@ -18,32 +18,42 @@ namespace {
 // ============================================================================================
 // GEMM for 8-bit-code weights (Q8_0, Q4_0) x q8x activations.
 //
-// A panel of 16 weight rows is repacked so that one zmm holds 4 consecutive codes of each of the
-// 16 rows, stored as unsigned bytes w + 128:
-//     panel[block][g][row][0..3] = w[row][32 * block + 4g + 0..3] + 128      (g = 0..7)
+// A panel of 32 weight rows is repacked so that one zmm holds 4 consecutive codes of each of 16
+// rows, stored as unsigned bytes w + 128:
+//     panel[block][g][half][row][0..3] = w[16 * half + row][32 * block + 4g + 0..3] + 128  (g = 0..7)
 // vpdpbusd(acc, panel vector, broadcast of the token's 4 codes a[4g..4g+3]) then adds, in lane
 // `row`, sum_j (w_j + 128) * a_j: after the 8 groups of a block the lane holds the block's
 // integer dot plus 128 * sum(a), removed by starting the accumulator at -128 * sum(a). Each lane
 // is one (row, token) output: no horizontal sums, and per block
 //     acc[row] = fma(float(isum), dw[row] * da, acc[row])
 // in block order, whatever the tile, so results do not depend on the row split or token count.
-// Per block and token: 8 vpdpbusd + cvt + mul + fma, about 70% of the issue slots on the dot.
+// Per block and token: 16 vpdpbusd + 2 x (cvt + mul + fma) on the vector ports: about 70% of the
+// issue slots on the dot product.
 
-constexpr int kPanelRows = 16;
-// K is processed in chunks of 32 blocks (1024 codes): the packed panel chunk is 16 KiB + 2 KiB
+constexpr int kPanelRows = 32;  // two zmm of 16 rows: each activation broadcast feeds 2 vpdpbusd
+// K is processed in chunks of 32 blocks (1024 codes): the packed panel chunk is 32 KiB + 4 KiB
 // of scales (stack), and all tokens' activations for the chunk (1 KiB each) stay in L2.
 constexpr int kChunkBlocks = 32;
-// Tokens per register tile: 8 int32 + 8 float accumulators + the weight vector.
-constexpr int kTileTokens = 8;
+// Tokens per register tile: 4 accumulators per token (2 int32 + 2 float) x 6 = 24 zmm, plus the
+// two weight vectors, two scale vectors and temporaries: 32 registers.
+constexpr int kTileTokens = 6;
 // Below this many tokens the repacking does not pay for itself: use the row kernels.
 constexpr int64_t kMinGemmTokens = 4;
 
 struct Panel {
-  alignas(64) uint8_t codes[kChunkBlocks * 8 * 64];
-  alignas(64) float scales[kChunkBlocks * kPanelRows];
+  // codes[((b * 8 + g) * 2 + half) * 64 + row_in_half * 4 + 0..3]
+  alignas(64) uint8_t codes[kChunkBlocks * 8 * 2 * 64];
+  alignas(64) float scales[kChunkBlocks * kPanelRows];  // scales[b * 32 + row]
 };
 
-// Q8_0 rows [r0, r0 + n) blocks [b0, b0 + nb) -> panel; rows beyond n are zero with scale 0.
+inline void store_quads(Panel& p, int b, int r, __m256i v) {
+  uint32_t quad[8];
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(quad), v);
+  for (int g = 0; g < 8; ++g) std::memcpy(&p.codes[((b * 8 + g) * 2 + r / 16) * 64 + (r % 16) * 4], &quad[g], 4);
+}
+
+// Q8_0 rows [r0, r0 + n) blocks [b0, b0 + nb) -> panel; rows beyond n repeat the last row with
+// scale 0 (their outputs are never stored).
 void pack_q8_0(const Matrix& w, int64_t r0, int n, int64_t b0, int nb, Panel& p) {
   for (int r = 0; r < kPanelRows; ++r) {
     const auto* blocks = reinterpret_cast<const quant::block_q8_0*>(
@@ -51,11 +61,8 @@ void pack_q8_0(const Matrix& w, int64_t r0, int n, int64_t b0, int nb, Panel& p)
     for (int b = 0; b < nb; ++b) {
       const quant::block_q8_0& blk = blocks[b0 + b];
       p.scales[b * kPanelRows + r] = r < n ? _cvtsh_ss(blk.d) : 0.0f;
-      uint32_t quad[8];
-      const __m256i v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs)),
-                                         _mm256_set1_epi8(static_cast<char>(0x80)));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(quad), v);
-      for (int g = 0; g < 8; ++g) std::memcpy(&p.codes[(b * 8 + g) * 64 + r * 4], &quad[g], 4);
+      store_quads(p, b, r, _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs)),
+                                            _mm256_set1_epi8(static_cast<char>(0x80))));
     }
   }
 }
@@ -68,57 +75,68 @@ void pack_q4_0(const Matrix& w, int64_t r0, int n, int64_t b0, int nb, Panel& p)
     for (int b = 0; b < nb; ++b) {
       const quant::block_q4_0& blk = blocks[b0 + b];
       p.scales[b * kPanelRows + r] = r < n ? _cvtsh_ss(blk.d) : 0.0f;
-      uint32_t quad[8];
-      const __m256i v = _mm256_add_epi8(unpack_q4_0(blk.qs), _mm256_set1_epi8(120));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(quad), v);
-      for (int g = 0; g < 8; ++g) std::memcpy(&p.codes[(b * 8 + g) * 64 + r * 4], &quad[g], 4);
+      store_quads(p, b, r, _mm256_add_epi8(unpack_q4_0(blk.qs), _mm256_set1_epi8(120)));
     }
   }
 }
 
-// One register tile: 16 rows x NT tokens over the panel's nb blocks starting at block b0.
+// One register tile: 32 rows x NT tokens over the panel's nb blocks starting at block b0.
 template <int NT>
 void gemm_tile(const Panel& p, int nb, int64_t b0, const uint8_t* act, size_t act_stride, int64_t n_cols,
-               bool first_chunk, float* y, int64_t ldy, __mmask16 row_mask) {
-  // The token loops are fully unrolled so that the 2 * NT accumulators live in registers; one
+               bool first_chunk, float* y, int64_t ldy, __mmask16 mask0, __mmask16 mask1) {
+  // The token loops are fully unrolled so that the 4 * NT accumulators live in registers; one
   // pointer per token plus shared offsets keeps the addresses within the 15 usable GPRs.
   const uint8_t* row[NT];
-  __m512 accf[NT];
+  __m512 accf0[NT], accf1[NT];
 #pragma GCC unroll 8
   for (int t = 0; t < NT; ++t) {
     row[t] = act + t * act_stride;
-    accf[t] = first_chunk ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(row_mask, y + t * ldy);
+    accf0[t] = first_chunk ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask0, y + t * ldy);
+    accf1[t] = first_chunk ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask1, y + t * ldy + 16);
   }
   const int64_t nblocks_row = n_cols / 32;
-  size_t q_off = static_cast<size_t>(32 * b0);                                  // qs[32 * blk]
-  size_t d_off = static_cast<size_t>(n_cols + 4 * b0);                          // d[blk]
-  size_t s_off = static_cast<size_t>(n_cols + 8 * nblocks_row + 4 * b0);        // bias[blk]
+  size_t q_off = static_cast<size_t>(32 * b0);                            // qs[32 * blk]
+  size_t d_off = static_cast<size_t>(n_cols + 4 * b0);                    // d[blk]
+  size_t s_off = static_cast<size_t>(n_cols + 8 * nblocks_row + 4 * b0);  // bias[blk]
   const uint8_t* codes = p.codes;
-  for (int b = 0; b < nb; ++b, codes += 8 * 64, q_off += 32, d_off += 4, s_off += 4) {
-    __m512i acci[NT];
+  const float* scales = p.scales;
+  for (int b = 0; b < nb; ++b, codes += 8 * 128, scales += kPanelRows, q_off += 32, d_off += 4, s_off += 4) {
+    __m512i acci0[NT], acci1[NT];
 #pragma GCC unroll 8
-    for (int t = 0; t < NT; ++t) acci[t] = _mm512_broadcastd_epi32(_mm_loadu_si32(row[t] + s_off));
+    for (int t = 0; t < NT; ++t) {
+      acci0[t] = _mm512_broadcastd_epi32(_mm_loadu_si32(row[t] + s_off));
+      acci1[t] = acci0[t];
+    }
 #pragma GCC unroll 8
     for (int g = 0; g < 8; ++g) {
-      const __m512i wv = _mm512_load_si512(codes + g * 64);
+      const __m512i w0 = _mm512_load_si512(codes + g * 128);
+      const __m512i w1 = _mm512_load_si512(codes + g * 128 + 64);
 #pragma GCC unroll 8
-      for (int t = 0; t < NT; ++t)
-        acci[t] = _mm512_dpbusd_epi32(acci[t], wv, _mm512_broadcastd_epi32(_mm_loadu_si32(row[t] + q_off + 4 * g)));
+      for (int t = 0; t < NT; ++t) {
+        const __m512i a = _mm512_broadcastd_epi32(_mm_loadu_si32(row[t] + q_off + 4 * g));
+        acci0[t] = _mm512_dpbusd_epi32(acci0[t], w0, a);
+        acci1[t] = _mm512_dpbusd_epi32(acci1[t], w1, a);
+      }
     }
-    const __m512 dw = _mm512_load_ps(&p.scales[b * kPanelRows]);
+    const __m512 dw0 = _mm512_load_ps(scales), dw1 = _mm512_load_ps(scales + 16);
 #pragma GCC unroll 8
     for (int t = 0; t < NT; ++t) {
       const __m512 d = _mm512_broadcastss_ps(_mm_load_ss(reinterpret_cast<const float*>(row[t] + d_off)));
-      accf[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acci[t]), _mm512_mul_ps(dw, d), accf[t]);
+      accf0[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acci0[t]), _mm512_mul_ps(dw0, d), accf0[t]);
+      accf1[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acci1[t]), _mm512_mul_ps(dw1, d), accf1[t]);
     }
   }
 #pragma GCC unroll 8
-  for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(y + t * ldy, row_mask, accf[t]);
+  for (int t = 0; t < NT; ++t) {
+    _mm512_mask_storeu_ps(y + t * ldy, mask0, accf0[t]);
+    _mm512_mask_storeu_ps(y + t * ldy + 16, mask1, accf1[t]);
+  }
 }
 
-using TileFn = void (*)(const Panel&, int, int64_t, const uint8_t*, size_t, int64_t, bool, float*, int64_t, __mmask16);
-constexpr TileFn kTiles[kTileTokens + 1] = {nullptr,        gemm_tile<1>, gemm_tile<2>, gemm_tile<3>, gemm_tile<4>,
-                                            gemm_tile<5>,   gemm_tile<6>, gemm_tile<7>, gemm_tile<8>};
+using TileFn = void (*)(const Panel&, int, int64_t, const uint8_t*, size_t, int64_t, bool, float*, int64_t,
+                        __mmask16, __mmask16);
+constexpr TileFn kTiles[kTileTokens + 1] = {nullptr,      gemm_tile<1>, gemm_tile<2>, gemm_tile<3>,
+                                            gemm_tile<4>, gemm_tile<5>, gemm_tile<6>};
 
 using PackFn = void (*)(const Matrix&, int64_t, int, int64_t, int, Panel&);
 
@@ -134,14 +152,15 @@ void gemm_q8x(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t a
   Panel panel;
   for (int64_t r = r0; r < r1; r += kPanelRows) {
     const int n = static_cast<int>(std::min<int64_t>(kPanelRows, r1 - r));
-    const __mmask16 row_mask = static_cast<__mmask16>((1u << n) - 1);
+    const auto mask0 = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1);
+    const auto mask1 = static_cast<__mmask16>(n <= 16 ? 0 : n >= 32 ? 0xffff : (1u << (n - 16)) - 1);
     for (int64_t b0 = 0; b0 < n_blocks; b0 += kChunkBlocks) {
       const int nb = static_cast<int>(std::min<int64_t>(kChunkBlocks, n_blocks - b0));
       pack(w, r, n, b0, nb, panel);
       for (int64_t t = 0; t < n_tokens; t += kTileTokens) {
         const int nt = static_cast<int>(std::min<int64_t>(kTileTokens, n_tokens - t));
         kTiles[nt](panel, nb, b0, act_bytes + t * act_stride, act_stride, w.n_cols, b0 == 0, y + t * ldy + r, ldy,
-                   row_mask);
+                   mask0, mask1);
       }
     }
   }

@@ -93,8 +93,9 @@ void add_scalar_kernels(KernelTable& table) {
 
 namespace {
 
-// Rows are handed to threads in groups of 16 so that a SIMD tile never straddles two threads.
-constexpr int64_t kRowGroup = 16;
+// Rows are handed to threads in groups of 32 so that a GEMM panel (32 rows) never straddles two
+// threads.
+constexpr int64_t kRowGroup = 32;
 
 const detail::TypeKernels* entry_for(const detail::KernelTable& table, DType type) {
   const auto id = static_cast<uint32_t>(type);
