@@ -291,7 +291,11 @@ struct ContextPlan {
   size_t kv_bytes = 0;
   size_t act_floats = 0;      // activations, cos/sin, scores, one logits row
   size_t scratch_bytes = 0;   // matmul activation scratch
-  size_t total() const { return kv_bytes + act_floats * sizeof(float) + scratch_bytes; }
+  size_t attn_scratch_bytes = 0;  // per thread: matmul scratch for attention scores
+  int n_threads = 1;
+  size_t total() const {
+    return kv_bytes + act_floats * sizeof(float) + scratch_bytes + attn_scratch_bytes * static_cast<size_t>(n_threads);
+  }
 };
 
 class LlamaModel final : public Model {
@@ -391,6 +395,8 @@ class LlamaModel final : public Model {
       plan.scratch_bytes = std::max(plan.scratch_bytes, kernels::matmul_scratch_bytes(m.type, m.n_cols, p.n_batch));
     };
     need(weights_.output);
+    plan.n_threads = p.n_threads;
+    plan.attn_scratch_bytes = (ops::attention_scratch_bytes(p.kv_type == KvType::F16, c.head_dim) + 63) / 64 * 64;
     for (const Layer& L : weights_.layers) {
       for (const kernels::Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) need(*m);
     }
@@ -429,6 +435,8 @@ class LlamaContext final : public Context {
     kv_.resize(plan_.kv_bytes);
     arena_.resize(plan_.act_floats);
     scratch_.resize(plan_.scratch_bytes);
+    attn_scratch_.resize(plan_.attn_scratch_bytes * static_cast<size_t>(params_.n_threads));
+    thread_status_.resize(static_cast<size_t>(params_.n_threads));
     float* p = arena_.data();
     auto take = [&](size_t n) { float* r = p; p += n; return r; };
     x_ = take(B * c_.n_embd);
@@ -548,9 +556,13 @@ class LlamaContext final : public Context {
       auto attend = [&](int i, int n) {
         long b, e;
         split_range(static_cast<long>(items), i, n, &b, &e);
-        ops::attention(shape, kv, q_, Q, att_, Q, pos0, T, b, e, scores_ + static_cast<size_t>(i) * params_.n_ctx);
+        thread_status_[static_cast<size_t>(i)] =
+            ops::attention(shape, kv, q_, Q, att_, Q, pos0, T, b, e, scores_ + static_cast<size_t>(i) * params_.n_ctx,
+                           attn_scratch_.data() + static_cast<size_t>(i) * plan_.attn_scratch_bytes,
+                           plan_.attn_scratch_bytes);
       };
       if (pool_) pool_->run(attend); else attend(0, 1);
+      for (const Status& st : thread_status_) SLM_TRY(st);
       SLM_TRY(matmul(L.wo, att_, Q, T, xb_, E));
       for (int64_t t = 0; t < T; ++t) ops::add(x_ + t * E, xb_ + t * E, E);
 
@@ -587,6 +599,8 @@ class LlamaContext final : public Context {
   std::vector<ops::KvLayer> kv_layers_;  // views into kv_ per layer
   std::vector<float> arena_;             // all float run-state below, allocated once
   std::vector<uint8_t> scratch_;         // matmul's quantized activations
+  std::vector<uint8_t> attn_scratch_;    // (n_threads, attn_scratch_bytes) attention matmul scratch
+  std::vector<Status> thread_status_;    // (n_threads,) attention result of each thread
   float* x_ = nullptr;       // (n_batch, n_embd) residual stream
   float* xb_ = nullptr;      // (n_batch, n_embd) normed input of a block / block output
   float* q_ = nullptr;       // (n_batch, n_head * head_dim) queries

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/kernels.hpp"
+
 namespace slm::ops {
 
 // ---- Elementwise and norms -----------------------------------------------------------------
@@ -114,36 +116,17 @@ void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const floa
 
 namespace {
 
-inline float load(const uint16_t* p, int64_t i) { return f16_to_f32(p[i]); }
+inline float load(const uint16_t* p, int64_t i) { return half_to_float(p[i]); }
 inline float load(const float* p, int64_t i) { return p[i]; }
 
 template <class T>
-void attention_items(const AttentionShape& s, const KvLayer& layer, const float* q, int64_t ldq,
-                     float* out, int64_t ldo, int64_t pos0, int64_t item_begin, int64_t item_end,
-                     float* scores) {
-  const T* kc = static_cast<const T*>(layer.k);
-  const T* vc = static_cast<const T*>(layer.v);
-  const int64_t group = s.n_head / s.n_head_kv;  // query heads per KV head
-  const int64_t hd = s.head_dim;
-  for (int64_t item = item_begin; item < item_end; ++item) {
-    const int64_t t = item / s.n_head, h = item % s.n_head;
-    const int64_t pos = pos0 + t;                 // causal: keys 0..pos
-    const float* qh = q + t * ldq + h * hd;       // (head_dim,) this head's query
-    const int64_t kv_off = (h / group) * hd;      // this head's KV head inside a cache row
-    for (int64_t p = 0; p <= pos; ++p) {
-      const T* kp = kc + p * layer.kv_dim + kv_off;
-      float dot = 0.0f;
-      for (int64_t d = 0; d < hd; ++d) dot += qh[d] * load(kp, d);
-      scores[p] = dot * s.scale;
-    }
-    softmax(scores, pos + 1);
-    float* oh = out + t * ldo + h * hd;           // (head_dim,) weighted sum of values
-    for (int64_t d = 0; d < hd; ++d) oh[d] = 0.0f;
-    for (int64_t p = 0; p <= pos; ++p) {
-      const T* vp = vc + p * layer.kv_dim + kv_off;
-      const float a = scores[p];
-      for (int64_t d = 0; d < hd; ++d) oh[d] += a * load(vp, d);
-    }
+void accumulate_values(const T* vc, int64_t kv_dim, int64_t kv_off, int64_t hd, const float* weights,
+                       int64_t n_pos, float* oh) {
+  for (int64_t d = 0; d < hd; ++d) oh[d] = 0.0f;
+  for (int64_t p = 0; p < n_pos; ++p) {
+    const T* vp = vc + p * kv_dim + kv_off;
+    const float a = weights[p];
+    for (int64_t d = 0; d < hd; ++d) oh[d] += a * load(vp, d);  // independent lanes: vectorizes
   }
 }
 
@@ -163,14 +146,40 @@ void kv_store(const KvLayer& layer, int64_t pos, const float* k, const float* v)
   }
 }
 
-void attention(const AttentionShape& shape, const KvLayer& layer, const float* q, int64_t ldq,
-               float* out, int64_t ldo, int64_t pos0, int64_t n_tokens, int64_t item_begin,
-               int64_t item_end, float* scores) {
-  (void)n_tokens;  // items already bound t < n_tokens; kept for the reader's sake
-  if (layer.f16)
-    attention_items<uint16_t>(shape, layer, q, ldq, out, ldo, pos0, item_begin, item_end, scores);
-  else
-    attention_items<float>(shape, layer, q, ldq, out, ldo, pos0, item_begin, item_end, scores);
+size_t attention_scratch_bytes(bool f16_cache, int64_t head_dim) {
+  return kernels::matmul_scratch_bytes(f16_cache ? DType::F16 : DType::F32, head_dim, 1);
+}
+
+Status attention(const AttentionShape& s, const KvLayer& layer, const float* q, int64_t ldq,
+                 float* out, int64_t ldo, int64_t pos0, int64_t n_tokens, int64_t item_begin,
+                 int64_t item_end, float* scores, void* mm_scratch, size_t mm_scratch_bytes) {
+  const int64_t group = s.n_head / s.n_head_kv;  // query heads per KV head
+  const int64_t hd = s.head_dim;
+  const size_t elem = layer.f16 ? 2 : 4;
+  for (int64_t item = item_begin; item < item_end; ++item) {
+    const int64_t t = item / s.n_head, h = item % s.n_head;
+    if (t >= n_tokens) return errorf("attention: work item %lld beyond %lld tokens", static_cast<long long>(item),
+                                     static_cast<long long>(n_tokens));
+    const int64_t pos = pos0 + t;                 // causal: keys 0..pos
+    const float* qh = q + t * ldq + h * hd;       // (head_dim,) this head's query
+    const int64_t kv_off = (h / group) * hd;      // this head's KV head inside a cache row
+    // scores[p] = K[p] . q for p <= pos: the cache rows of this KV head as a strided matrix.
+    kernels::Matrix keys;
+    keys.type = layer.f16 ? DType::F16 : DType::F32;
+    keys.data = static_cast<const uint8_t*>(layer.k) + static_cast<size_t>(kv_off) * elem;
+    keys.n_rows = pos + 1;
+    keys.n_cols = hd;
+    keys.row_stride = static_cast<size_t>(layer.kv_dim) * elem;
+    SLM_TRY(kernels::matmul(keys, qh, hd, 1, scores, pos + 1, mm_scratch, mm_scratch_bytes, nullptr));
+    for (int64_t p = 0; p <= pos; ++p) scores[p] *= s.scale;
+    softmax(scores, pos + 1);
+    float* oh = out + t * ldo + h * hd;           // (head_dim,) weighted sum of values
+    if (layer.f16)
+      accumulate_values(static_cast<const uint16_t*>(layer.v), layer.kv_dim, kv_off, hd, scores, pos + 1, oh);
+    else
+      accumulate_values(static_cast<const float*>(layer.v), layer.kv_dim, kv_off, hd, scores, pos + 1, oh);
+  }
+  return Status::success();
 }
 
 }  // namespace slm::ops

@@ -75,12 +75,33 @@ void kv_store(const KvLayer& layer, int64_t pos, const float* k, const float* v)
 //   q:   (n_tokens, n_head * head_dim), row stride ldq floats
 //   out: (n_tokens, n_head * head_dim), row stride ldo floats
 //   scores: scratch of at least pos0 + n_tokens floats
+//   mm_scratch: kernels::matmul scratch for one query row against the cache type
+//     (attention_scratch_bytes), owned by the calling thread
+// The scores q.k come from kernels::matmul over the cache rows (the F16/F32 row kernels); the
+// weighted sum of values is a float axpy per position.
 struct AttentionShape {
   int64_t n_head = 0, n_head_kv = 0, head_dim = 0;
   float scale = 1.0f;  // usually 1/sqrt(head_dim)
 };
-void attention(const AttentionShape& shape, const KvLayer& layer, const float* q, int64_t ldq,
-               float* out, int64_t ldo, int64_t pos0, int64_t n_tokens, int64_t item_begin,
-               int64_t item_end, float* scores);
+Status attention(const AttentionShape& shape, const KvLayer& layer, const float* q, int64_t ldq,
+                 float* out, int64_t ldo, int64_t pos0, int64_t n_tokens, int64_t item_begin,
+                 int64_t item_end, float* scores, void* mm_scratch, size_t mm_scratch_bytes);
+size_t attention_scratch_bytes(bool f16_cache, int64_t head_dim);
+
+// Half to float, inline so that loops over cache rows vectorize (same results as f16_to_f32).
+inline float half_to_float(uint16_t h) {
+  // Shifting exponent+mantissa into a float's fields and scaling by 2^(127-15) maps normals and
+  // subnormals exactly; Inf/NaN (exponent 31) get the float's all-ones exponent.
+  const uint32_t em = h & 0x7fffu;
+  uint32_t bits = em << 13;
+  float f;
+  __builtin_memcpy(&f, &bits, 4);
+  f *= 0x1p112f;
+  if (em >= 0x7c00u) {
+    bits |= 0x7f800000u;
+    __builtin_memcpy(&f, &bits, 4);
+  }
+  return (h & 0x8000u) ? -f : f;
+}
 
 }  // namespace slm::ops
