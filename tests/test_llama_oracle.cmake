@@ -1,0 +1,23 @@
+# ctest registration of the llama.cpp oracle (tests/node/llama_oracle.mjs): random-weight models
+# of both architectures in F16, Q8_0, Q4_0 and Q4_K_M made by slm-mkmodel at test time, compared
+# teacher-forced with llama.cpp (node-llama-cpp); the llama test also runs stories260K from
+# ../shared when it is there. Included from tests/CMakeLists.txt.
+if(TARGET slm-logits AND TARGET slm-mkmodel)
+  find_program(SLM_NODE node)
+  foreach(arch llama qwen2)
+    set(args --slm-logits $<TARGET_FILE:slm-logits> --mkmodel $<TARGET_FILE:slm-mkmodel>
+             --workdir ${CMAKE_CURRENT_BINARY_DIR}/oracle-${arch} --arch ${arch}
+             --types F16,Q8_0,Q4_0,Q4_K_M)
+    if(arch STREQUAL "llama")
+      list(APPEND args --shared-from-env)
+    endif()
+    list(JOIN args "|" joined)
+    add_test(NAME test_llama_oracle_${arch}
+             COMMAND ${CMAKE_COMMAND} -DNODE=${SLM_NODE}
+                     -DSCRIPT=${PROJECT_SOURCE_DIR}/tests/node/llama_oracle.mjs
+                     "-DARGS=${joined}" -P ${PROJECT_SOURCE_DIR}/tests/test_llama_oracle_run.cmake)
+    set_tests_properties(test_llama_oracle_${arch} PROPERTIES
+      ENVIRONMENT "SLM_SOURCE_DIR=${PROJECT_SOURCE_DIR};SLM_BUILD_DIR=${PROJECT_BINARY_DIR}"
+      LABELS "oracle" TIMEOUT 300)
+  endforeach()
+endif()
