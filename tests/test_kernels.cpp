@@ -209,7 +209,7 @@ TEST_CASE("results are bit-identical for 1, 2 and 3 threads") {
     const TypeTraits& tt = traits(type);
     REQUIRE((tt.to_float && tt.from_float));
     const int64_t block = tt.block_elems == 1 ? 32 : tt.block_elems;
-    for (int64_t tokens : {1, 7}) {
+    for (int64_t tokens : {1, 7, 21}) {
       Problem p = make_problem(type, 83, 4 * block, tokens, seed++);
       for (IsaLevel level : levels_here()) {
         RunResult one = run(p, level, nullptr);

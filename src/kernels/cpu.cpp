@@ -113,6 +113,7 @@ constexpr LevelBuild kBuilds[] = {
     {IsaLevel::avx2, IsaLevel::scalar, kernels::detail::add_avx2_kernels},
     {IsaLevel::avx512, IsaLevel::avx2, kernels::detail::add_avx512_kernels},
     {IsaLevel::avx512vnni, IsaLevel::avx512, kernels::detail::add_avx512vnni_kernels},
+    {IsaLevel::amx, IsaLevel::avx512vnni, kernels::detail::add_amx_kernels},
 #endif
 };
 

@@ -43,6 +43,7 @@ void add_scalar_kernels(KernelTable& table);
 void add_avx2_kernels(KernelTable& table);        // kernels_avx2.cpp: -mavx2 -mfma -mf16c
 void add_avx512_kernels(KernelTable& table);      // kernels_avx512.cpp: + -mavx512f/bw/vl
 void add_avx512vnni_kernels(KernelTable& table);  // kernels_avx512vnni.cpp: + -mavx512vnni
+void add_amx_kernels(KernelTable& table);         // kernels_amx.cpp: + -mamx-tile -mamx-int8
 #endif
 
 // The table for `level`, or nullptr when this build or this CPU cannot run it (cpu.cpp).

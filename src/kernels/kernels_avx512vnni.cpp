@@ -46,37 +46,21 @@ struct Panel {
   alignas(64) float scales[kChunkBlocks * kPanelRows];  // scales[b * 32 + row]
 };
 
-inline void store_quads(Panel& p, int b, int r, __m256i v) {
-  uint32_t quad[8];
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(quad), v);
-  for (int g = 0; g < 8; ++g) std::memcpy(&p.codes[((b * 8 + g) * 2 + r / 16) * 64 + (r % 16) * 4], &quad[g], 4);
-}
-
-// Q8_0 rows [r0, r0 + n) blocks [b0, b0 + nb) -> panel; rows beyond n repeat the last row with
-// scale 0 (their outputs are never stored).
-void pack_q8_0(const Matrix& w, int64_t r0, int n, int64_t b0, int nb, Panel& p) {
-  for (int r = 0; r < kPanelRows; ++r) {
-    const auto* blocks = reinterpret_cast<const quant::block_q8_0*>(
-        static_cast<const uint8_t*>(w.data) + static_cast<size_t>(r0 + std::min(r, n - 1)) * w.row_stride);
-    for (int b = 0; b < nb; ++b) {
-      const quant::block_q8_0& blk = blocks[b0 + b];
-      p.scales[b * kPanelRows + r] = r < n ? _cvtsh_ss(blk.d) : 0.0f;
-      store_quads(p, b, r, _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qs)),
-                                            _mm256_set1_epi8(static_cast<char>(0x80))));
-    }
-  }
-}
-
-// Q4_0: the nibble q stands for q - 8, stored as q - 8 + 128 = q + 120.
-void pack_q4_0(const Matrix& w, int64_t r0, int n, int64_t b0, int nb, Panel& p) {
-  for (int r = 0; r < kPanelRows; ++r) {
-    const auto* blocks = reinterpret_cast<const quant::block_q4_0*>(
-        static_cast<const uint8_t*>(w.data) + static_cast<size_t>(r0 + std::min(r, n - 1)) * w.row_stride);
-    for (int b = 0; b < nb; ++b) {
-      const quant::block_q4_0& blk = blocks[b0 + b];
-      p.scales[b * kPanelRows + r] = r < n ? _cvtsh_ss(blk.d) : 0.0f;
-      store_quads(p, b, r, _mm256_add_epi8(unpack_q4_0(blk.qs), _mm256_set1_epi8(120)));
-    }
+// Rows [r0, r0 + n) blocks [b0, b0 + nb) -> panel, two 16-row gathers per block (x86_simd.hpp).
+// Codes are stored as w + 128: Q8_0 adds 128 (mod 256), Q4_0's nibble q stands for q - 8, so
+// q + 120.
+template <bool kQ4>
+void pack_panel(const Matrix& w, int64_t r0, int n, int64_t b0, int nb, Panel& p) {
+  for (int half = 0; half < 2; ++half) {
+    const int rows = std::max(1, std::min(16, n - 16 * half));
+    const int64_t first = std::min<int64_t>(r0 + 16 * half, r0 + n - 1);
+    const Pack16 pk{static_cast<const uint8_t*>(w.data) + static_cast<size_t>(first) * w.row_stride,
+                    w.row_stride, n > 16 * half ? rows : 1, p.codes + half * 64, 8 * 128, 128,
+                    p.scales + half * 16, kPanelRows};
+    if constexpr (kQ4) pack16_q4_0(pk, b0, nb, 120);
+    else pack16_q8_0(pk, b0, nb, static_cast<int8_t>(-128));
+    if (n <= 16 * half)  // an empty half: zero scales so its (unstored) outputs stay finite
+      for (int b = 0; b < nb; ++b) _mm512_storeu_ps(p.scales + b * kPanelRows + 16, _mm512_setzero_ps());
   }
 }
 
@@ -143,7 +127,7 @@ using PackFn = void (*)(const Matrix&, int64_t, int, int64_t, int, Panel&);
 template <PackFn pack, MatmulRowsFn rows_fallback>
 void gemm_q8x(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride, int64_t n_tokens,
               float* y, int64_t ldy) {
-  if (n_tokens < kMinGemmTokens) {
+  if (n_tokens < kMinGemmTokens || !pack16_fits(w.row_stride)) {
     rows_fallback(w, r0, r1, act, act_stride, n_tokens, y, ldy);
     return;
   }
@@ -173,9 +157,9 @@ void add_avx512vnni_kernels(KernelTable& table) {
                       "vec_dot_q4_k_q8_k_avx512vnni", "vec_dot_q6_k_q8_k_avx512vnni",
                       "vec_dot_f32_f32_avx512vnni", "vec_dot_f16_f32_avx512vnni", "vec_dot_bf16_f32_avx512vnni");
   table.by_type[static_cast<int>(DType::Q8_0)].name = "gemm_q8_0_q8_0_avx512vnni";
-  table.by_type[static_cast<int>(DType::Q8_0)].rows = gemm_q8x<pack_q8_0, rows_q8_0_q8x>;
+  table.by_type[static_cast<int>(DType::Q8_0)].rows = gemm_q8x<pack_panel<false>, rows_q8_0_q8x>;
   table.by_type[static_cast<int>(DType::Q4_0)].name = "gemm_q4_0_q8_0_avx512vnni";
-  table.by_type[static_cast<int>(DType::Q4_0)].rows = gemm_q8x<pack_q4_0, rows_q4_0_q8x>;
+  table.by_type[static_cast<int>(DType::Q4_0)].rows = gemm_q8x<pack_panel<true>, rows_q4_0_q8x>;
 }
 
 }  // namespace slm::kernels::detail

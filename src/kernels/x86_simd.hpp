@@ -15,6 +15,7 @@
 #include <immintrin.h>
 
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 
 #include "kernels/kernel_table.hpp"
@@ -408,6 +409,71 @@ void rows_float(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t
                 int64_t n_tokens, float* y, int64_t ldy) {
   rows_loop(w, r0, r1, act, act_stride, n_tokens, y, ldy, dot_float_row<L>);
 }
+
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+// ============================================================================================
+// Panel packing for the AVX-512 GEMMs (VNNI and AMX): 16 weight rows at a time, with one gather
+// per group of 4 codes. For block b (of nb starting at b0) and group g, 64 bytes hold the codes
+// 4g..4g+3 of each of the 16 rows:  codes[b * block_bytes + g * group_bytes + 4 * row + 0..3],
+// each plus `add` (mod 256). Rows at or past n_valid read the last valid row and get scale 0.
+// Gathers take int32 byte offsets: callers check 16 * row_stride fits (pack16_fits).
+
+struct Pack16 {
+  const uint8_t* first_row;
+  size_t row_stride;
+  int n_valid;  // 1..16
+  uint8_t* codes;
+  int block_bytes, group_bytes;
+  float* scales;
+  int scale_block;
+};
+
+inline bool pack16_fits(size_t row_stride) { return row_stride <= (size_t{1} << 26); }
+
+inline __m512i pack16_row_offsets(const Pack16& p) {
+  const __m512i r = _mm512_min_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                     _mm512_set1_epi32(p.n_valid - 1));
+  return _mm512_mullo_epi32(r, _mm512_set1_epi32(static_cast<int>(p.row_stride)));
+}
+
+inline void pack16_scales(const Pack16& p, __m512i off, const uint8_t* blk, int b) {
+  const __m512i d = _mm512_i32gather_epi32(off, blk, 1);  // f16 d in the low half of each lane
+  const __m512 s = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(d));
+  const __mmask16 valid = static_cast<__mmask16>((1u << p.n_valid) - 1);
+  _mm512_storeu_ps(p.scales + b * p.scale_block, _mm512_maskz_mov_ps(valid, s));
+}
+
+inline void pack16_q8_0(const Pack16& p, int64_t b0, int nb, int8_t add) {
+  const __m512i off = pack16_row_offsets(p);
+  const __m512i vadd = _mm512_set1_epi8(add);
+  for (int b = 0; b < nb; ++b) {
+    const uint8_t* blk = p.first_row + (b0 + b) * sizeof(quant::block_q8_0);
+    pack16_scales(p, off, blk, b);
+    uint8_t* out = p.codes + b * p.block_bytes;
+    for (int g = 0; g < 8; ++g) {
+      const __m512i v = _mm512_i32gather_epi32(off, blk + offsetof(quant::block_q8_0, qs) + 4 * g, 1);
+      _mm512_storeu_si512(out + g * p.group_bytes, _mm512_add_epi8(v, vadd));
+    }
+  }
+}
+
+// Q4_0: qs dword k holds elements 4k..4k+3 (low nibbles) and 16+4k..16+4k+3 (high nibbles).
+inline void pack16_q4_0(const Pack16& p, int64_t b0, int nb, int8_t add) {
+  const __m512i off = pack16_row_offsets(p);
+  const __m512i vadd = _mm512_set1_epi8(add), low4 = _mm512_set1_epi8(0x0f);
+  for (int b = 0; b < nb; ++b) {
+    const uint8_t* blk = p.first_row + (b0 + b) * sizeof(quant::block_q4_0);
+    pack16_scales(p, off, blk, b);
+    uint8_t* out = p.codes + b * p.block_bytes;
+    for (int k = 0; k < 4; ++k) {
+      const __m512i v = _mm512_i32gather_epi32(off, blk + offsetof(quant::block_q4_0, qs) + 4 * k, 1);
+      _mm512_storeu_si512(out + k * p.group_bytes, _mm512_add_epi8(_mm512_and_si512(v, low4), vadd));
+      _mm512_storeu_si512(out + (4 + k) * p.group_bytes,
+                          _mm512_add_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), low4), vadd));
+    }
+  }
+}
+#endif
 
 // Fills the entries every x86 level shares (each ISA file names them with its suffix).
 inline void add_x86_row_kernels(KernelTable& table, const char* q8_0_name, const char* q4_0_name,

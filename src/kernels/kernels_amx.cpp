@@ -1,0 +1,213 @@
+// Kernels compiled with AVX-512 (F/BW/VL/VNNI) + AMX-TILE/AMX-INT8 flags (see CMakeLists.txt):
+// the Q8_0 / Q4_0 GEMM on AMX tiles for prefill. Reached only when cpu.cpp found AMX-INT8 and
+// Linux granted this process the tile state (arch_prctl ARCH_REQ_XCOMP_PERM).
+#include <algorithm>
+
+#include "kernels/x86_simd.hpp"
+
+#if !defined(__AMX_TILE__) || !defined(__AMX_INT8__) || !defined(__AVX512VNNI__)
+#error "kernels_amx.cpp needs -mamx-tile -mamx-int8 and the AVX-512 VNNI flags"
+#endif
+
+// GCC 12 reports the _mm512_undefined_* operand inside its own intrinsics as maybe-uninitialized
+// (a false positive).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace slm::kernels::detail {
+namespace {
+
+// ============================================================================================
+// One tdpbssd multiplies a tile A of M x 32 signed bytes (M tokens, one 32-code block of the
+// activation rows, loaded in place from the q8x scratch with the row stride) by a tile B of
+// 8 x 64 bytes holding 16 weight rows in the "4 codes of each row per 64-byte line" layout,
+// and adds the M x 16 int32 block dot products to C. Per block the int32 results are stored,
+// converted and accumulated in float:  acc[t][row] = fma(float(C[t][row]), dw[row] * da[t], ...)
+// in block order, so a result depends only on its row and token (any thread split, any tile).
+// The block scales make K = 32 per tile product (half of AMX's 64), and the float work per
+// block (cvt + mul + fma per 16 outputs) is what bounds this kernel, not the tile unit.
+// (In A, the token rows are the q8x activation rows themselves: no repacking of activations.)
+
+constexpr int kPanelRows = 32;    // two B tiles of 16 rows
+// 64 blocks (2048 codes) per chunk: 64 KiB of packed codes + 8 KiB of scales on the stack; K up
+// to 2048 (1536 here) needs one chunk, so the outputs are written once.
+constexpr int kChunkBlocks = 64;
+// A / C tile rows: 8 tokens x 32 rows of float accumulators = 16 zmm, kept in registers (16
+// tokens would need all 32 and spill; the tile unit is not the bottleneck).
+constexpr int kTileTokens = 8;
+constexpr int64_t kMinGemmTokens = 4;
+
+struct Panel {
+  // codes[((b * 8 + g) * 2 + half) * 64 + row_in_half * 4 + 0..3] = w[16 * half + row][32b + 4g + 0..3]
+  alignas(64) int8_t codes[kChunkBlocks * 8 * 2 * 64];
+  alignas(64) float scales[kChunkBlocks * kPanelRows];
+};
+
+// Rows [r0, r0 + n) blocks [b0, b0 + nb) -> panel as signed codes (tdpbssd): Q8_0 as stored,
+// Q4_0's nibble q as q - 8. Two 16-row gathers per block (x86_simd.hpp).
+template <bool kQ4>
+void pack_panel_signed(const Matrix& w, int64_t r0, int n, int64_t b0, int nb, Panel& p) {
+  for (int half = 0; half < 2; ++half) {
+    const int rows = std::max(1, std::min(16, n - 16 * half));
+    const int64_t first = std::min<int64_t>(r0 + 16 * half, r0 + n - 1);
+    const Pack16 pk{static_cast<const uint8_t*>(w.data) + static_cast<size_t>(first) * w.row_stride,
+                    w.row_stride, n > 16 * half ? rows : 1, reinterpret_cast<uint8_t*>(p.codes) + half * 64,
+                    8 * 128, 128, p.scales + half * 16, kPanelRows};
+    if constexpr (kQ4) pack16_q4_0(pk, b0, nb, -8);
+    else pack16_q8_0(pk, b0, nb, 0);
+    if (n <= 16 * half)
+      for (int b = 0; b < nb; ++b) _mm512_storeu_ps(p.scales + b * kPanelRows + 16, _mm512_setzero_ps());
+  }
+}
+
+// The tile configuration (Intel SDM, LDTILECFG): palette 1, bytes per row and rows per tile.
+struct alignas(64) TileConfig {
+  uint8_t palette_id;
+  uint8_t start_row;
+  uint8_t reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+};
+static_assert(sizeof(TileConfig) == 64, "LDTILECFG reads 64 bytes");
+
+// Tile configuration for tiles of `tokens` rows (8, or the n_tokens % 8 tail): two sets
+// {A, C rows 0-15, C rows 16-31} = {0, 3, 4} and {5, 6, 7} for even and odd blocks, so that the
+// tile unit can work on two blocks at once; 1/2 = B for rows 0-15 / 16-31 (8 x 64 B).
+void configure_tiles(int tokens) {
+  TileConfig cfg{};
+  cfg.palette_id = 1;
+  auto set = [&](int tile, int rows, int bytes) {
+    cfg.rows[tile] = static_cast<uint8_t>(rows);
+    cfg.colsb[tile] = static_cast<uint16_t>(bytes);
+  };
+  set(0, tokens, 32);
+  set(5, tokens, 32);
+  set(1, 8, 64);
+  set(2, 8, 64);
+  set(3, tokens, 64);
+  set(4, tokens, 64);
+  set(6, tokens, 64);
+  set(7, tokens, 64);
+  // GCC 12 may drop the stores above as dead (it does not see that ldtilecfg reads them)
+  // unless a compiler barrier comes first.
+  asm volatile("" ::: "memory");
+  _tile_loadconfig(&cfg);
+}
+
+// Issues the tile work of one block: C = A (tokens x 32 codes) . B (32 codes x 16 rows) for both
+// row halves, stored to c0 / c1 (token-major, 16 int32 per token). kOdd picks the tile set.
+template <bool kOdd>
+inline void issue_block(const int8_t* codes, const uint8_t* a, size_t act_stride, int32_t* c0, int32_t* c1) {
+  if constexpr (kOdd) {
+    _tile_loadd(5, a, static_cast<long>(act_stride));
+    _tile_loadd(1, codes, 128);
+    _tile_loadd(2, codes + 64, 128);
+    _tile_zero(6);
+    _tile_zero(7);
+    _tile_dpbssd(6, 5, 1);
+    _tile_dpbssd(7, 5, 2);
+    _tile_stored(6, c0, 64);
+    _tile_stored(7, c1, 64);
+  } else {
+    _tile_loadd(0, a, static_cast<long>(act_stride));
+    _tile_loadd(1, codes, 128);
+    _tile_loadd(2, codes + 64, 128);
+    _tile_zero(3);
+    _tile_zero(4);
+    _tile_dpbssd(3, 0, 1);
+    _tile_dpbssd(4, 0, 2);
+    _tile_stored(3, c0, 64);
+    _tile_stored(4, c1, 64);
+  }
+}
+
+inline void issue(int b, const int8_t* codes, const uint8_t* a, size_t act_stride, int32_t* c0, int32_t* c1) {
+  if (b & 1) issue_block<true>(codes, a, act_stride, c0, c1);
+  else issue_block<false>(codes, a, act_stride, c0, c1);
+}
+
+// 32 rows x NT tokens over the panel's nb blocks, accumulators in registers. Software-pipelined:
+// the tile unit computes block b + 1 while the vector units convert and scale block b.
+template <int NT>
+void amx_tile(const Panel& p, int nb, int64_t b0, const uint8_t* act, size_t act_stride, int64_t n_cols,
+              bool first_chunk, float* y, int64_t ldy, __mmask16 mask0, __mmask16 mask1) {
+  alignas(64) int32_t c[2][2][kTileTokens * 16];  // [buffer][row half][token * 16 + row]
+  __m512 acc0[NT], acc1[NT];
+#pragma GCC unroll 8
+  for (int t = 0; t < NT; ++t) {
+    acc0[t] = first_chunk ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask0, y + t * ldy);
+    acc1[t] = first_chunk ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask1, y + t * ldy + 16);
+  }
+  const float* da = reinterpret_cast<const float*>(act + n_cols) + b0;  // d[blk] of token 0
+  issue(0, p.codes, act + 32 * b0, act_stride, c[0][0], c[0][1]);
+  for (int b = 0; b < nb; ++b) {
+    if (b + 1 < nb)
+      issue(b + 1, p.codes + (b + 1) * 8 * 128, act + 32 * (b0 + b + 1), act_stride, c[(b + 1) & 1][0],
+            c[(b + 1) & 1][1]);
+    const int32_t* c0 = c[b & 1][0];
+    const int32_t* c1 = c[b & 1][1];
+    const __m512 dw0 = _mm512_load_ps(&p.scales[b * kPanelRows]);
+    const __m512 dw1 = _mm512_load_ps(&p.scales[b * kPanelRows + 16]);
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; ++t) {
+      const __m512 d = _mm512_broadcastss_ps(
+          _mm_load_ss(reinterpret_cast<const float*>(reinterpret_cast<const uint8_t*>(da + b) + t * act_stride)));
+      acc0[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c0 + 16 * t)), _mm512_mul_ps(dw0, d), acc0[t]);
+      acc1[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c1 + 16 * t)), _mm512_mul_ps(dw1, d), acc1[t]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < NT; ++t) {
+    _mm512_mask_storeu_ps(y + t * ldy, mask0, acc0[t]);
+    _mm512_mask_storeu_ps(y + t * ldy + 16, mask1, acc1[t]);
+  }
+}
+
+using TileFn = void (*)(const Panel&, int, int64_t, const uint8_t*, size_t, int64_t, bool, float*, int64_t,
+                        __mmask16, __mmask16);
+constexpr TileFn kTiles[kTileTokens + 1] = {nullptr,     amx_tile<1>, amx_tile<2>, amx_tile<3>, amx_tile<4>,
+                                            amx_tile<5>, amx_tile<6>, amx_tile<7>, amx_tile<8>};
+
+using PackFn = void (*)(const Matrix&, int64_t, int, int64_t, int, Panel&);
+
+template <PackFn pack, MatmulRowsFn rows_fallback>
+void gemm_amx(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride, int64_t n_tokens,
+              float* y, int64_t ldy) {
+  if (n_tokens < kMinGemmTokens || !pack16_fits(w.row_stride)) {
+    rows_fallback(w, r0, r1, act, act_stride, n_tokens, y, ldy);
+    return;
+  }
+  const auto* act_bytes = static_cast<const uint8_t*>(act);
+  const int64_t n_blocks = w.n_cols / 32;
+  int configured = 0;  // rows the tiles are configured for
+  Panel panel;
+  for (int64_t r = r0; r < r1; r += kPanelRows) {
+    const int n = static_cast<int>(std::min<int64_t>(kPanelRows, r1 - r));
+    const auto mask0 = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1);
+    const auto mask1 = static_cast<__mmask16>(n <= 16 ? 0 : n >= 32 ? 0xffff : (1u << (n - 16)) - 1);
+    for (int64_t b0 = 0; b0 < n_blocks; b0 += kChunkBlocks) {
+      const int nb = static_cast<int>(std::min<int64_t>(kChunkBlocks, n_blocks - b0));
+      pack(w, r, n, b0, nb, panel);
+      for (int64_t t = 0; t < n_tokens; t += kTileTokens) {
+        const int nt = static_cast<int>(std::min<int64_t>(kTileTokens, n_tokens - t));
+        if (nt != configured) {  // at most twice per chunk: full tiles, then the tail
+          configure_tiles(nt);
+          configured = nt;
+        }
+        kTiles[nt](panel, nb, b0, act_bytes + t * act_stride, act_stride, w.n_cols, b0 == 0, y + t * ldy + r, ldy,
+                   mask0, mask1);
+      }
+    }
+  }
+  _tile_release();
+}
+
+}  // namespace
+
+void add_amx_kernels(KernelTable& table) {
+  TypeKernels& q8 = table.by_type[static_cast<int>(DType::Q8_0)];
+  q8 = TypeKernels{"gemm_q8_0_q8_0_amx", act_q8x_row_bytes, quantize_act_q8x, gemm_amx<pack_panel_signed<false>, rows_q8_0_q8x>};
+  TypeKernels& q4 = table.by_type[static_cast<int>(DType::Q4_0)];
+  q4 = TypeKernels{"gemm_q4_0_q8_0_amx", act_q8x_row_bytes, quantize_act_q8x, gemm_amx<pack_panel_signed<true>, rows_q4_0_q8x>};
+}
+
+}  // namespace slm::kernels::detail
