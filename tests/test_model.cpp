@@ -17,6 +17,7 @@
 #include "slm/gguf.hpp"
 #include "slm/json.hpp"
 #include "slm/model.hpp"
+#include "slm/tokenizer.hpp"
 
 namespace {
 
@@ -281,6 +282,16 @@ TEST_CASE("model info and tied output") {
   CHECK(l.model->file().find_tensor("output.weight") == nullptr);
   CHECK(l.model->file().find_tensor("token_embd.weight")->type == slm::DType::Q6_K);
   CHECK(!l.model->summary().empty());
+  // The minimal byte-level vocabulary: 256 bytes, 3 merges, bos, eos; a tokenizer is built.
+  const slm::Tokenizer* tok = l.model->tokenizer();
+  REQUIRE(tok != nullptr);
+  CHECK(tok->n_vocab() == 261);
+  CHECK(tok->bos() == 259);
+  CHECK(tok->eos() == 260);
+  auto ids = tok->encode("the", {.add_bos = false});
+  REQUIRE(ids.ok());
+  CHECK(*ids == std::vector<int32_t>{258, 101});  // "th" (merge 3), "e"
+  CHECK(tok->decode(*ids) == "the");
   auto ref = slm::ref::Reference::load(l.model->file());
   REQUIRE(ref.ok());
   auto ctx = make_ctx(*l.model);
@@ -421,6 +432,10 @@ TEST_CASE("stories260K: logits and greedy ids match the double-precision golden 
 
   auto model = slm::Model::load(model_path);
   REQUIRE_MESSAGE(model.ok(), (model.ok() ? "" : model.error().message));
+  REQUIRE((*model)->tokenizer() != nullptr);
+  auto encoded = (*model)->tokenizer()->encode(golden->find("prompt")->as_string());
+  REQUIRE(encoded.ok());
+  CHECK(*encoded == prompt);
   for (slm::KvType kv : {slm::KvType::F32, slm::KvType::F16}) {
     auto ctx = make_ctx(**model, 1, kv, 128);
     REQUIRE(ctx->eval(prompt, true).ok());

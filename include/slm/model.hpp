@@ -73,8 +73,9 @@ class Model {
   static Expected<std::unique_ptr<Model>> from_file(gguf::File file, const ModelParams& params = {});
   virtual ~Model() = default;
   virtual const ModelInfo& info() const = 0;
-  // The model's tokenizer, or nullptr when it is not loaded (the tokenizer component is wired
-  // separately; callers may build one from file()).
+  // The model's tokenizer (built from the file's tokenizer.* keys at load), or nullptr when the
+  // file has none or the tokenizer component cannot build it (Tokenizer::from_gguf(file()) then
+  // returns the reason). Loading never fails because of the tokenizer: ids-only use works.
   virtual const Tokenizer* tokenizer() const = 0;
   virtual const gguf::File& file() const = 0;
   // Multi-line human summary for --verbose: arch, params, types, memory.

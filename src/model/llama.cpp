@@ -11,8 +11,10 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <optional>
 
 #include "slm/thread_pool.hpp"
+#include "slm/tokenizer.hpp"
 
 namespace slm::llama {
 
@@ -343,6 +345,13 @@ class LlamaModel final : public Model {
     }
     ops::rope_inv_freqs(inv_freq_.data(), c.n_rot, c.rope_base, ff, c.rope_linear_scale);
 
+    // The tokenizer, when the file has one the tokenizer component can build; otherwise nullptr
+    // (ids-only use still works; Tokenizer::from_gguf(file()) reports why).
+    if (file_.find("tokenizer.ggml.model")) {
+      auto tok = Tokenizer::from_gguf(file_);
+      if (tok) tokenizer_.emplace(std::move(*tok));
+    }
+
     if (params.use_mlock && file_.size() > 0) {
       if (mlock(file_.bytes(), file_.size()) != 0)
         return errorf("mlock of %zu bytes of weights failed (raise RLIMIT_MEMLOCK or drop --mlock)", file_.size());
@@ -351,7 +360,7 @@ class LlamaModel final : public Model {
   }
 
   const ModelInfo& info() const override { return info_; }
-  const Tokenizer* tokenizer() const override { return nullptr; }
+  const Tokenizer* tokenizer() const override { return tokenizer_ ? &*tokenizer_ : nullptr; }
   const gguf::File& file() const override { return file_; }
 
   std::string summary() const override {
@@ -420,6 +429,7 @@ class LlamaModel final : public Model {
   Weights weights_;
   ModelInfo info_;
   std::vector<float> inv_freq_;  // (n_rot/2,) RoPE frequency of each rotated pair
+  std::optional<Tokenizer> tokenizer_;
 };
 
 // ---- Context: run state and forward pass ---------------------------------------------------
