@@ -33,7 +33,9 @@ struct Spec {
   bool qkv_bias = true;           // qwen2 style
   bool tied_output = false;       // no output.weight: the LM head is token_embd
   // Llama 3.1 RoPE frequency scaling, written as a rope_freqs tensor (as convert_hf_to_gguf
-  // does) or, with llama3_as_keys, as rope.scaling.{type=llama3,factor,...} keys only.
+  // does) or, with llama3_as_keys, as rope.scaling.{type=llama3,factor,...} keys only. The keys
+  // form exercises libslm's other path; llama.cpp (3.21.1's build) rejects it (it knows no
+  // rope.scaling.type "llama3"), so files for llama.cpp comparisons use the tensor.
   bool llama3_rope = false;
   bool llama3_as_keys = false;
   double llama3_factor = 8.0, llama3_low_freq_factor = 1.0, llama3_high_freq_factor = 4.0;
