@@ -187,8 +187,8 @@ std::string shape_name(Shape s) { return std::to_string(s.rows) + "x" + std::to_
 void register_all() {
   for (int threads : {1, 2})
     benchmark::RegisterBenchmark(("stream_read/threads:" + std::to_string(threads)).c_str(), bm_stream_read, threads)
-        ->UseRealTime()->Unit(benchmark::kMillisecond);
-  const slm::DType types[] = {slm::DType::Q8_0, slm::DType::Q4_0, slm::DType::F16};
+        ->UseRealTime()->MeasureProcessCPUTime()->Unit(benchmark::kMillisecond);
+  const slm::DType types[] = {slm::DType::Q8_0, slm::DType::Q4_0, slm::DType::Q4_K, slm::DType::Q6_K, slm::DType::F16};
   for (const bool gemm : {false, true}) {
     const int64_t tokens = gemm ? kPrefillTokens : 1;
     const char* kind = gemm ? "gemm512" : "gemv";
@@ -202,15 +202,15 @@ void register_all() {
                                           slm::isa_level_name(level) + "/" + shape_name(s) +
                                           "/threads:" + std::to_string(threads)).c_str(),
                                          bm_slm, type, level, s, tokens, threads)
-                ->UseRealTime()->Unit(benchmark::kMicrosecond);
+                ->UseRealTime()->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
       for (int threads : {1, 2}) {
         const std::string suffix = shape_name(s) + "/threads:" + std::to_string(threads);
         benchmark::RegisterBenchmark((std::string("eigen_f32_") + kind + "/" + suffix).c_str(), bm_eigen, s, tokens,
-                                     threads)->UseRealTime()->Unit(benchmark::kMicrosecond);
+                                     threads)->UseRealTime()->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
         benchmark::RegisterBenchmark((std::string("onednn_f32_") + kind + "/" + suffix).c_str(), bm_dnnl, false, s,
-                                     tokens, threads)->UseRealTime()->Unit(benchmark::kMicrosecond);
+                                     tokens, threads)->UseRealTime()->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
         benchmark::RegisterBenchmark((std::string("onednn_int8_") + kind + "/" + suffix).c_str(), bm_dnnl, true, s,
-                                     tokens, threads)->UseRealTime()->Unit(benchmark::kMicrosecond);
+                                     tokens, threads)->UseRealTime()->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
       }
     }
   }

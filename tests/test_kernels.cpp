@@ -266,16 +266,19 @@ TEST_CASE("matmul reports bad arguments instead of crashing") {
   }
 }
 
-TEST_CASE("K-quant SIMD kernels equal the scalar reference bit for bit") {
-  // Their integer sums are exact and each super-block is added with the reference's own float
-  // expression (quant.hpp), so any difference is a bug, not rounding.
+TEST_CASE("kernels that keep the reference's arithmetic equal it bit for bit") {
+  // The K-quant kernels (all levels) and the NEON Q8_0/Q4_0 kernels form the reference's exact
+  // integer sums and add each block with the reference's own float expression (quant.hpp), so
+  // any difference is a bug, not rounding.
   uint32_t seed = 500;
-  for (DType type : {DType::Q4_K, DType::Q6_K}) {
+  for (DType type : {DType::Q4_K, DType::Q6_K, DType::Q8_0, DType::Q4_0}) {
+    const bool k_quant = type == DType::Q4_K || type == DType::Q6_K;
     for (int64_t tokens : {1, 3}) {
       Problem p = make_problem(type, 37, 3 * 256, tokens, seed++);
       RunResult ref = run(p, IsaLevel::scalar, nullptr);
       REQUIRE(ref.status.ok());
       for (IsaLevel level : levels_here()) {
+        if (!k_quant && level != IsaLevel::neon && level != IsaLevel::neon_dotprod) continue;
         RunResult got = run(p, level, nullptr);
         REQUIRE(got.status.ok());
         CHECK_MESSAGE(std::memcmp(ref.y.data(), got.y.data(), ref.y.size() * sizeof(float)) == 0,

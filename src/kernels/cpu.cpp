@@ -115,6 +115,11 @@ constexpr LevelBuild kBuilds[] = {
     {IsaLevel::avx512vnni, IsaLevel::avx512, kernels::detail::add_avx512vnni_kernels},
     {IsaLevel::amx, IsaLevel::avx512vnni, kernels::detail::add_amx_kernels},
 #endif
+#if defined(__aarch64__)
+    {IsaLevel::neon, IsaLevel::scalar, kernels::detail::add_neon_kernels},
+    {IsaLevel::neon_dotprod, IsaLevel::neon, kernels::detail::add_neon_dotprod_kernels},
+#endif
+    {IsaLevel::scalar, IsaLevel::scalar, nullptr},  // keeps the array non-empty on other CPUs
 };
 
 struct State {
@@ -140,6 +145,7 @@ const State& state() {
     kernels::detail::add_scalar_kernels(s.tables[0]);
     s.available[0] = true;
     for (const LevelBuild& b : kBuilds) {
+      if (!b.add) continue;
       const int i = static_cast<int>(b.level), below = static_cast<int>(b.below);
       if (!s.available[below] || !cpu_runs(s.features, b.level)) continue;
       s.tables[i] = s.tables[below];

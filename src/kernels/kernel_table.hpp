@@ -45,6 +45,10 @@ void add_avx512_kernels(KernelTable& table);      // kernels_avx512.cpp: + -mavx
 void add_avx512vnni_kernels(KernelTable& table);  // kernels_avx512vnni.cpp: + -mavx512vnni
 void add_amx_kernels(KernelTable& table);         // kernels_amx.cpp: + -mamx-tile -mamx-int8
 #endif
+#if defined(__aarch64__)
+void add_neon_kernels(KernelTable& table);          // kernels_neon.cpp: baseline ARMv8-A
+void add_neon_dotprod_kernels(KernelTable& table);  // kernels_neon_dotprod.cpp: +dotprod
+#endif
 
 // The table for `level`, or nullptr when this build or this CPU cannot run it (cpu.cpp).
 const KernelTable* kernel_table(IsaLevel level);

@@ -1,0 +1,99 @@
+// Internal: Arm NEON row kernels shared by kernels_neon.cpp and kernels_neon_dotprod.cpp. Include
+// only from those files: everything has internal linkage, so each gets its own copy built with its
+// own flags (the dotprod copy uses SDOT; the plain one widening multiplies).
+//
+// Activations are the reference Q8_0 blocks (quantize_row_q8_0_ref): each block's integer dot is
+// exact and is added with the reference's expression, acc += (dw * da) * sumi, in block order,
+// so these kernels return exactly what vec_dot_*_q8_0_ref returns.
+#pragma once
+
+#if !defined(__aarch64__)
+#error "arm_neon.hpp is for arm64"
+#endif
+
+#include <arm_neon.h>
+
+#include <cstring>
+
+#include "kernels/kernel_table.hpp"
+#include "quant/blocks.hpp"
+#include "quant/quant.hpp"
+
+namespace slm::kernels::detail {
+namespace {
+
+// Sum of 16 int8 x int8 products, accumulated into 4 int32 lanes.
+inline int32x4_t dot16(int32x4_t acc, int8x16_t w, int8x16_t a) {
+#if defined(__ARM_FEATURE_DOTPROD)
+  return vdotq_s32(acc, w, a);
+#else
+  const int16x8_t lo = vmull_s8(vget_low_s8(w), vget_low_s8(a));
+  const int16x8_t hi = vmull_s8(vget_high_s8(w), vget_high_s8(a));
+  return vpadalq_s16(vpadalq_s16(acc, lo), hi);  // |w * a| <= 127 * 128: the int16 products are exact
+#endif
+}
+
+inline float f16(uint16_t h) {
+  __fp16 v;
+  std::memcpy(&v, &h, 2);
+  return static_cast<float>(v);
+}
+
+inline size_t act_q8_0_row_bytes(int64_t n_cols) {
+  return (static_cast<size_t>(n_cols / 32) * sizeof(quant::block_q8_0) + 63) / 64 * 64;
+}
+
+void quantize_act_q8_0(const float* x, void* dst, int64_t n_cols) {
+  quant::quantize_row_q8_0_ref(x, static_cast<quant::block_q8_0*>(dst), n_cols);
+}
+
+inline float dot_q8_0_q8_0(const uint8_t* row, const uint8_t* act_row, int64_t n) {
+  const auto* x = reinterpret_cast<const quant::block_q8_0*>(row);
+  const auto* y = reinterpret_cast<const quant::block_q8_0*>(act_row);
+  float acc = 0.0f;
+  for (int64_t b = 0; b < n / 32; ++b) {
+    __builtin_prefetch(reinterpret_cast<const uint8_t*>(x + b) + 2048);
+    int32x4_t s = dot16(vdupq_n_s32(0), vld1q_s8(x[b].qs), vld1q_s8(y[b].qs));
+    s = dot16(s, vld1q_s8(x[b].qs + 16), vld1q_s8(y[b].qs + 16));
+    acc += (f16(x[b].d) * f16(y[b].d)) * static_cast<float>(vaddvq_s32(s));
+  }
+  return acc;
+}
+
+inline float dot_q4_0_q8_0(const uint8_t* row, const uint8_t* act_row, int64_t n) {
+  const auto* x = reinterpret_cast<const quant::block_q4_0*>(row);
+  const auto* y = reinterpret_cast<const quant::block_q8_0*>(act_row);
+  const uint8x16_t low4 = vdupq_n_u8(0x0f);
+  const int8x16_t eight = vdupq_n_s8(8);
+  float acc = 0.0f;
+  for (int64_t b = 0; b < n / 32; ++b) {
+    __builtin_prefetch(reinterpret_cast<const uint8_t*>(x + b) + 2048);
+    const uint8x16_t v = vld1q_u8(x[b].qs);
+    const int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(v, low4)), eight);  // elements 0..15
+    const int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), eight);   // elements 16..31
+    int32x4_t s = dot16(vdupq_n_s32(0), lo, vld1q_s8(y[b].qs));
+    s = dot16(s, hi, vld1q_s8(y[b].qs + 16));
+    acc += (f16(x[b].d) * f16(y[b].d)) * static_cast<float>(vaddvq_s32(s));
+  }
+  return acc;
+}
+
+template <float (*Dot)(const uint8_t*, const uint8_t*, int64_t)>
+void rows_neon(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride, int64_t n_tokens,
+               float* y, int64_t ldy) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const auto* row = static_cast<const uint8_t*>(w.data) + static_cast<size_t>(r) * w.row_stride;
+    for (int64_t t = 0; t < n_tokens; ++t)
+      y[t * ldy + r] = Dot(row, static_cast<const uint8_t*>(act) + t * act_stride, w.n_cols);
+  }
+}
+
+inline void add_neon_row_kernels(KernelTable& table, const char* q8_0_name, const char* q4_0_name) {
+  table.by_type[static_cast<int>(DType::Q8_0)] =
+      TypeKernels{q8_0_name, act_q8_0_row_bytes, quantize_act_q8_0, rows_neon<dot_q8_0_q8_0>};
+  table.by_type[static_cast<int>(DType::Q4_0)] =
+      TypeKernels{q4_0_name, act_q8_0_row_bytes, quantize_act_q8_0, rows_neon<dot_q4_0_q8_0>};
+}
+
+}  // namespace
+}  // namespace slm::kernels::detail

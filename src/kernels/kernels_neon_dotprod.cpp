@@ -1,0 +1,15 @@
+// Kernels compiled with -march=armv8.2-a+dotprod (SDOT); reached only after cpu.cpp found
+// HWCAP_ASIMDDP.
+#include "kernels/arm_neon.hpp"
+
+#if !defined(__ARM_FEATURE_DOTPROD)
+#error "kernels_neon_dotprod.cpp needs -march=armv8.2-a+dotprod"
+#endif
+
+namespace slm::kernels::detail {
+
+void add_neon_dotprod_kernels(KernelTable& table) {
+  add_neon_row_kernels(table, "vec_dot_q8_0_q8_0_neon_dotprod", "vec_dot_q4_0_q8_0_neon_dotprod");
+}
+
+}  // namespace slm::kernels::detail
