@@ -271,8 +271,8 @@ TEST_CASE("kernels that keep the reference's arithmetic equal it bit for bit") {
   // integer sums and add each block with the reference's own float expression (quant.hpp), so
   // any difference is a bug, not rounding.
   uint32_t seed = 500;
-  for (DType type : {DType::Q4_K, DType::Q6_K, DType::Q8_0, DType::Q4_0}) {
-    const bool k_quant = type == DType::Q4_K || type == DType::Q6_K;
+  for (DType type : {DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_0, DType::Q4_0}) {
+    const bool k_quant = type == DType::Q4_K || type == DType::Q5_K || type == DType::Q6_K;
     for (int64_t tokens : {1, 3}) {
       Problem p = make_problem(type, 37, 3 * 256, tokens, seed++);
       RunResult ref = run(p, IsaLevel::scalar, nullptr);

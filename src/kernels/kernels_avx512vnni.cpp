@@ -154,7 +154,8 @@ void gemm_q8x(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t a
 
 void add_avx512vnni_kernels(KernelTable& table) {
   add_x86_row_kernels(table, "vec_dot_q8_0_q8_0_avx512vnni", "vec_dot_q4_0_q8_0_avx512vnni",
-                      "vec_dot_q4_k_q8_k_avx512vnni", "vec_dot_q6_k_q8_k_avx512vnni",
+                      "vec_dot_q4_k_q8_k_avx512vnni", "vec_dot_q5_k_q8_k_avx512vnni",
+                      "vec_dot_q6_k_q8_k_avx512vnni",
                       "vec_dot_f32_f32_avx512vnni", "vec_dot_f16_f32_avx512vnni", "vec_dot_bf16_f32_avx512vnni");
   table.by_type[static_cast<int>(DType::Q8_0)].name = "gemm_q8_0_q8_0_avx512vnni";
   table.by_type[static_cast<int>(DType::Q8_0)].rows = gemm_q8x<pack_panel<false>, rows_q8_0_q8x>;

@@ -4,7 +4,7 @@
 // AVX-512 instruction can reach the AVX2 copy through the linker picking one "inline" version.
 //
 // Contents, in dependency order: the activation layout (Q8 rows with block sums), its quantizer,
-// the 32-byte integer dot products, row kernels (Q8_0, Q4_0, Q4_K, Q6_K, F32, F16, BF16) and, when
+// the 32-byte integer dot products, row kernels (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, F32, F16, BF16) and, when
 // compiled with AVX-512 VNNI, the register-blocked Q8_0/Q4_0 GEMM.
 #pragma once
 
@@ -270,8 +270,12 @@ inline __m256i broadcast_epi16_lane(__m256i v, int i) {
   return _mm256_shuffle_epi8(v, mask);
 }
 
-inline float dot_q4_k_q8_k(const uint8_t* row, const uint8_t* act_row, int64_t n) {
-  const auto* x = reinterpret_cast<const quant::block_q4_k*>(row);
+// Q4_K and Q5_K (Block = quant::block_q4_k / block_q5_k): codes 0..15, or 0..31 with the fifth
+// bit of sub-block j taken from bit j of qh[l].
+template <class Block>
+inline float dot_q45_k_q8_k(const uint8_t* row, const uint8_t* act_row, int64_t n) {
+  constexpr bool kQ5 = sizeof(Block) == sizeof(quant::block_q5_k);
+  const auto* x = reinterpret_cast<const Block*>(row);
   const auto* y = reinterpret_cast<const quant::block_q8_k*>(act_row);
   const __m256i low4 = _mm256_set1_epi8(0x0f);
   float acc = 0.0f;
@@ -280,10 +284,19 @@ inline float dot_q4_k_q8_k(const uint8_t* row, const uint8_t* act_row, int64_t n
     const __m128i scm = unpack_scale_min_k4(x[b].scales);
     // sc as 16-bit lanes, in both 128-bit halves (vpshufb works per half).
     const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scm));
+    __m256i qh = _mm256_setzero_si256();
+    if constexpr (kQ5) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qh));
     __m256i sumi = _mm256_setzero_si256();
     for (int c = 0; c < 4; ++c) {
       const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs + 32 * c));
-      const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+      __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+      if constexpr (kQ5) {
+        // Bit 2c of qh[l] -> bit 4 of the even sub-block's code, bit 2c+1 -> the odd one's.
+        const __m256i bit = _mm256_set1_epi8(0x10);
+        lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(qh, 4), bit));
+        hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(qh, 3), bit));
+        qh = _mm256_srli_epi16(qh, 2);
+      }
       const __m256i a_lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs + 64 * c));
       const __m256i a_hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs + 64 * c + 32));
       sumi = dot_scaled_u8s8_acc(sumi, lo, a_lo, broadcast_epi16_lane(sc16, 2 * c));
@@ -347,7 +360,12 @@ inline float dot_q6_k_q8_k(const uint8_t* row, const uint8_t* act_row, int64_t n
 
 void rows_q4_k_q8_k(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride,
                     int64_t n_tokens, float* y, int64_t ldy) {
-  rows_loop(w, r0, r1, act, act_stride, n_tokens, y, ldy, dot_q4_k_q8_k);
+  rows_loop(w, r0, r1, act, act_stride, n_tokens, y, ldy, dot_q45_k_q8_k<quant::block_q4_k>);
+}
+
+void rows_q5_k_q8_k(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride,
+                    int64_t n_tokens, float* y, int64_t ldy) {
+  rows_loop(w, r0, r1, act, act_stride, n_tokens, y, ldy, dot_q45_k_q8_k<quant::block_q5_k>);
 }
 
 void rows_q6_k_q8_k(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride,
@@ -477,7 +495,8 @@ inline void pack16_q4_0(const Pack16& p, int64_t b0, int nb, int8_t add) {
 
 // Fills the entries every x86 level shares (each ISA file names them with its suffix).
 inline void add_x86_row_kernels(KernelTable& table, const char* q8_0_name, const char* q4_0_name,
-                                const char* q4_k_name, const char* q6_k_name, const char* f32_name,
+                                const char* q4_k_name, const char* q5_k_name, const char* q6_k_name,
+                                const char* f32_name,
                                 const char* f16_name, const char* bf16_name) {
   auto set = [&](DType t, const char* name, ActRowBytesFn bytes, QuantizeActFn quant, MatmulRowsFn rows) {
     TypeKernels& k = table.by_type[static_cast<int>(t)];
@@ -486,6 +505,7 @@ inline void add_x86_row_kernels(KernelTable& table, const char* q8_0_name, const
   set(DType::Q8_0, q8_0_name, act_q8x_row_bytes, quantize_act_q8x, rows_q8_0_q8x);
   set(DType::Q4_0, q4_0_name, act_q8x_row_bytes, quantize_act_q8x, rows_q4_0_q8x);
   set(DType::Q4_K, q4_k_name, act_q8_k_row_bytes, quantize_act_q8_k, rows_q4_k_q8_k);
+  set(DType::Q5_K, q5_k_name, act_q8_k_row_bytes, quantize_act_q8_k, rows_q5_k_q8_k);
   set(DType::Q6_K, q6_k_name, act_q8_k_row_bytes, quantize_act_q8_k, rows_q6_k_q8_k);
   set(DType::F32, f32_name, nullptr, nullptr, rows_float<LoadF32>);
   set(DType::F16, f16_name, nullptr, nullptr, rows_float<LoadF16>);
