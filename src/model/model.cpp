@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "model/deepseek2.hpp"
 #include "model/llama.hpp"
 #include "slm/gguf.hpp"
 #include "slm/model.hpp"
@@ -29,7 +30,8 @@ Expected<std::unique_ptr<Model>> Model::from_file(gguf::File file, const ModelPa
   auto arch = file.get_string("general.architecture");
   if (!arch) return arch.error();
   if (*arch == "llama" || *arch == "qwen2") return llama::load(std::move(file), params);
-  return errorf("key 'general.architecture': '%.*s' is not supported (expected llama or qwen2)",
+  if (*arch == "deepseek2") return deepseek2::load(std::move(file), params);
+  return errorf("key 'general.architecture': '%.*s' is not supported (expected llama, qwen2 or deepseek2)",
                 static_cast<int>(arch->size()), arch->data());
 }
 

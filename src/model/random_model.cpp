@@ -13,6 +13,7 @@ namespace slm::mkmodel {
 
 Expected<Spec> preset(std::string_view name, std::string_view arch) {
   Spec s;
+  if (arch == "deepseek2") return deepseek2_preset(name);  // random_deepseek2.cpp
   if (arch != "qwen2" && arch != "llama")
     return errorf("--arch: expected qwen2 or llama, got '%.*s'", static_cast<int>(arch.size()), arch.data());
   s.arch = std::string(arch);
@@ -172,7 +173,7 @@ Status check_spec(const Spec& s) {
   SLM_TRY(pos("--n-head-kv", s.n_head_kv));
   SLM_TRY(pos("--n-ff", s.n_ff));
   SLM_TRY(pos("--n-ctx-train", s.n_ctx_train));
-  if (s.arch != "qwen2" && s.arch != "llama") return errorf("--arch: expected qwen2 or llama, got '%s'", s.arch.c_str());
+  if (s.arch != "qwen2" && s.arch != "llama" && s.arch != "deepseek2") return errorf("--arch: expected qwen2 or llama, got '%s'", s.arch.c_str());
   if (s.n_embd % s.n_head != 0) return errorf("--n-embd %lld is not a multiple of --n-head %lld", static_cast<long long>(s.n_embd), static_cast<long long>(s.n_head));
   if (s.n_head % s.n_head_kv != 0) return errorf("--n-head %lld is not a multiple of --n-head-kv %lld", static_cast<long long>(s.n_head), static_cast<long long>(s.n_head_kv));
   const int64_t hd = s.n_embd / s.n_head;
@@ -193,6 +194,7 @@ struct TensorPlan {
 
 Status build(const Spec& spec_in, gguf::Writer& w, const gguf::File* vocab_file) {
   Spec spec = spec_in;
+  if (spec.arch == "deepseek2") deepseek2_normalize(&spec);
   SLM_TRY(check_spec(spec));
   const std::string& a = spec.arch;
   const int64_t E = spec.n_embd, hd = E / spec.n_head, Q = spec.n_head * hd, KV = spec.n_head_kv * hd;
@@ -243,6 +245,7 @@ Status build(const Spec& spec_in, gguf::Writer& w, const gguf::File* vocab_file)
   }
   w.add_uint32(a + ".vocab_size", static_cast<uint32_t>(spec.n_vocab));
   const int64_t V = spec.n_vocab;
+  if (a == "deepseek2") return build_deepseek2_tensors(spec, w);  // random_deepseek2.cpp
 
   // Scales: projections keep unit-variance activations (std 1/sqrt(fan_in)); the LM head gives
   // logits of std logit_std for a unit-RMS normed state.

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "model/random_deepseek2.hpp"
 #include "slm/gguf.hpp"
 #include "slm/status.hpp"
 
@@ -49,6 +50,7 @@ struct Spec {
   // plain small random weights would give every token ~1/n_vocab.
   double logit_std = 15.0;
   std::string vocab_from;         // copy tokenizer.* keys from this GGUF (n_vocab follows it)
+  Deepseek2Spec ds;               // arch deepseek2 only (random_deepseek2.hpp)
 };
 
 // Presets: "tiny" (both archs; llama tiny also has llama3 RoPE scaling), "qwen-1.5b"

@@ -12,15 +12,17 @@ namespace {
 
 void usage() {
   std::fprintf(stderr,
-               "usage: slm-mkmodel --arch qwen2|llama --preset tiny|qwen-1.5b|llama-8b|llama-1b\n"
+               "usage: slm-mkmodel --arch qwen2|llama|deepseek2 --preset tiny|qwen-1.5b|llama-8b|llama-1b\n"
                "                   [--type F32|F16|BF16|Q8_0|Q4_0|Q4_K|Q6_K|Q4_K_M] [--seed N] -o OUT.gguf\n"
                "  overrides: --n-embd N --n-layer N --n-head N --n-head-kv N --n-ff N --n-vocab N\n"
                "             --n-rot N --n-ctx-train N --rope-base F --rms-eps F --logit-std F --name S\n"
                "             --qkv-bias 0|1 --tied 0|1 --llama3-rope 0|1 --llama3-as-keys 0|1\n"
                "             --llama3-factor F --llama3-orig-ctx N\n"
                "             --vocab-from FILE.gguf  (copy tokenizer.* keys; n_vocab follows it)\n"
+               "%s"
                "Q4_K_M: Q4_K, with output (and token_embd when tied) and attn_v/ffn_down of layers\n"
-               "  i < n/8 || i >= 7n/8 || (i - n/8) %% 3 == 2 in Q6_K (llama.cpp's recipe).\n");
+               "  i < n/8 || i >= 7n/8 || (i - n/8) %% 3 == 2 in Q6_K (llama.cpp's recipe).\n",
+               slm::mkmodel::kDeepseek2Usage);
 }
 
 bool parse_i64(const char* s, int64_t* out) {
@@ -109,6 +111,12 @@ int main(int argc, char** argv) {
       bool* dst = a == "--qkv-bias" ? &spec.qkv_bias : a == "--tied" ? &spec.tied_output
                   : a == "--llama3-rope" ? &spec.llama3_rope : &spec.llama3_as_keys;
       *dst = n == 1;
+    } else if (a.starts_with("--ds-")) {  // deepseek2 options (random_deepseek2.cpp)
+      slm::Status st = slm::mkmodel::deepseek2_option(spec, a, v);
+      if (!st) {
+        std::fprintf(stderr, "slm-mkmodel: %s\n", st.message().c_str());
+        return 2;
+      }
     } else {
       std::fprintf(stderr, "slm-mkmodel: unknown option %s\n", a.c_str());
       usage();
