@@ -273,7 +273,7 @@ TEST_CASE("kernels that keep the reference's arithmetic equal it bit for bit") {
   uint32_t seed = 500;
   for (DType type : {DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_0, DType::Q4_0}) {
     const bool k_quant = type == DType::Q4_K || type == DType::Q5_K || type == DType::Q6_K;
-    for (int64_t tokens : {1, 3}) {
+    for (int64_t tokens : {1, 3, 9}) {  // 9: two 4-token groups and a single
       Problem p = make_problem(type, 37, 3 * 256, tokens, seed++);
       RunResult ref = run(p, IsaLevel::scalar, nullptr);
       REQUIRE(ref.status.ok());

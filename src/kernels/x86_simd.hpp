@@ -270,15 +270,19 @@ inline __m256i broadcast_epi16_lane(__m256i v, int i) {
   return _mm256_shuffle_epi8(v, mask);
 }
 
-// Q4_K and Q5_K (Block = quant::block_q4_k / block_q5_k): codes 0..15, or 0..31 with the fifth
-// bit of sub-block j taken from bit j of qh[l].
-template <class Block>
-inline float dot_q45_k_q8_k(const uint8_t* row, const uint8_t* act_row, int64_t n) {
+// Q4_K and Q5_K (Block = quant::block_q4_k / block_q5_k) for NT tokens at once: codes 0..15,
+// or 0..31 with the fifth bit of sub-block j taken from bit j of qh[l]. The weights are unpacked
+// once per super-block and reused for every token; each token's arithmetic is the same as with
+// NT = 1, so grouping tokens never changes a result.
+template <class Block, int NT>
+inline void dot_q45_k_q8_k_n(const uint8_t* row, const uint8_t* act, size_t act_stride, int64_t n, float* out) {
   constexpr bool kQ5 = sizeof(Block) == sizeof(quant::block_q5_k);
   const auto* x = reinterpret_cast<const Block*>(row);
-  const auto* y = reinterpret_cast<const quant::block_q8_k*>(act_row);
+  const quant::block_q8_k* y[NT];
+  for (int t = 0; t < NT; ++t) y[t] = reinterpret_cast<const quant::block_q8_k*>(act + t * act_stride);
   const __m256i low4 = _mm256_set1_epi8(0x0f);
-  float acc = 0.0f;
+  float acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
   for (int64_t b = 0; b < n / 256; ++b) {
     prefetch(reinterpret_cast<const uint8_t*>(x + b) + kPrefetchBytes);
     const __m128i scm = unpack_scale_min_k4(x[b].scales);
@@ -286,7 +290,8 @@ inline float dot_q45_k_q8_k(const uint8_t* row, const uint8_t* act_row, int64_t 
     const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scm));
     __m256i qh = _mm256_setzero_si256();
     if constexpr (kQ5) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qh));
-    __m256i sumi = _mm256_setzero_si256();
+    __m256i sumi[NT];
+    for (int t = 0; t < NT; ++t) sumi[t] = _mm256_setzero_si256();
     for (int c = 0; c < 4; ++c) {
       const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs + 32 * c));
       __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
@@ -297,40 +302,53 @@ inline float dot_q45_k_q8_k(const uint8_t* row, const uint8_t* act_row, int64_t 
         hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(qh, 3), bit));
         qh = _mm256_srli_epi16(qh, 2);
       }
-      const __m256i a_lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs + 64 * c));
-      const __m256i a_hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs + 64 * c + 32));
-      sumi = dot_scaled_u8s8_acc(sumi, lo, a_lo, broadcast_epi16_lane(sc16, 2 * c));
-      sumi = dot_scaled_u8s8_acc(sumi, hi, a_hi, broadcast_epi16_lane(sc16, 2 * c + 1));
+      const __m256i sc_lo = broadcast_epi16_lane(sc16, 2 * c), sc_hi = broadcast_epi16_lane(sc16, 2 * c + 1);
+      for (int t = 0; t < NT; ++t) {
+        const __m256i a_lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[t][b].qs + 64 * c));
+        const __m256i a_hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[t][b].qs + 64 * c + 32));
+        sumi[t] = dot_scaled_u8s8_acc(sumi[t], lo, a_lo, sc_lo);
+        sumi[t] = dot_scaled_u8s8_acc(sumi[t], hi, a_hi, sc_hi);
+      }
     }
-    // summ = sum_j m[j] * (bsums[2j] + bsums[2j+1]); pair sums <= 32 * 127 fit in 16 bits.
-    const __m128i bs_lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(y[b].bsums));
-    const __m128i bs_hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(y[b].bsums + 8));
     const __m128i m16 = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(scm, scm));
-    __m128i mm = _mm_madd_epi16(m16, _mm_hadd_epi16(bs_lo, bs_hi));
-    mm = _mm_add_epi32(mm, _mm_shuffle_epi32(mm, 0x4e));
-    mm = _mm_add_epi32(mm, _mm_shuffle_epi32(mm, 0xb1));
-    const int32_t summ = _mm_cvtsi128_si32(mm);
-    const float d = _cvtsh_ss(x[b].d) * y[b].d;
-    const float dmin = _cvtsh_ss(x[b].dmin) * y[b].d;
-    acc += d * static_cast<float>(hsum_epi32(sumi)) - dmin * static_cast<float>(summ);
+    const float dw = _cvtsh_ss(x[b].d), dminw = _cvtsh_ss(x[b].dmin);
+    for (int t = 0; t < NT; ++t) {
+      // summ = sum_j m[j] * (bsums[2j] + bsums[2j+1]); pair sums <= 32 * 127 fit in 16 bits.
+      const __m128i bs_lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(y[t][b].bsums));
+      const __m128i bs_hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(y[t][b].bsums + 8));
+      __m128i mm = _mm_madd_epi16(m16, _mm_hadd_epi16(bs_lo, bs_hi));
+      mm = _mm_add_epi32(mm, _mm_shuffle_epi32(mm, 0x4e));
+      mm = _mm_add_epi32(mm, _mm_shuffle_epi32(mm, 0xb1));
+      const int32_t summ = _mm_cvtsi128_si32(mm);
+      const float d = dw * y[t][b].d;
+      const float dmin = dminw * y[t][b].d;
+      acc[t] += d * static_cast<float>(hsum_epi32(sumi[t])) - dmin * static_cast<float>(summ);
+    }
   }
-  return acc;
+  for (int t = 0; t < NT; ++t) out[t] = acc[t];
 }
 
-// Q6_K: codes 0..63 stand for q - 32; sum_s sc_s * (dot_s - 32 * bsum_s) with the 32 * bsum
-// part done on the cached block sums.
-inline float dot_q6_k_q8_k(const uint8_t* row, const uint8_t* act_row, int64_t n) {
+// Q6_K for NT tokens: codes 0..63 stand for q - 32; sum_s sc_s * (dot_s - 32 * bsum_s) with the
+// 32 * bsum part done on the cached block sums.
+template <int NT>
+inline void dot_q6_k_q8_k_n(const uint8_t* row, const uint8_t* act, size_t act_stride, int64_t n, float* out) {
   const auto* x = reinterpret_cast<const quant::block_q6_k*>(row);
-  const auto* y = reinterpret_cast<const quant::block_q8_k*>(act_row);
+  const quant::block_q8_k* y[NT];
+  for (int t = 0; t < NT; ++t) y[t] = reinterpret_cast<const quant::block_q8_k*>(act + t * act_stride);
   const __m256i low4 = _mm256_set1_epi8(0x0f), two = _mm256_set1_epi8(0x03);
-  float acc = 0.0f;
+  float acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
   for (int64_t b = 0; b < n / 256; ++b) {
     prefetch(reinterpret_cast<const uint8_t*>(x + b) + kPrefetchBytes);
     const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].scales));
-    // 32 * sum_s sc_s * bsum_s, spread over 8 lanes, subtracted up front.
-    const __m256i offset = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8),
-                                             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].bsums)));
-    __m256i sumi = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(offset, 5));
+    const __m256i sc16all = _mm256_cvtepi8_epi16(sc8);
+    __m256i sumi[NT];
+    for (int t = 0; t < NT; ++t) {
+      // 32 * sum_s sc_s * bsum_s, spread over 8 lanes, subtracted up front.
+      const __m256i offset =
+          _mm256_madd_epi16(sc16all, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[t][b].bsums)));
+      sumi[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(offset, 5));
+    }
     __m128i pick = _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
     for (int h = 0; h < 2; ++h) {
       const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].ql + 64 * h));
@@ -349,28 +367,51 @@ inline float dot_q6_k_q8_k(const uint8_t* row, const uint8_t* act_row, int64_t n
         // sub-blocks): bytes s x8 then s+1 x8, widened to 16 bits, give that in the two halves.
         const __m256i scale16 = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pick));
         pick = _mm_add_epi8(pick, _mm_set1_epi8(2));
-        const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs + 128 * h + 32 * k));
-        sumi = dot_scaled_u8s8_acc(sumi, q[k], a, scale16);
+        for (int t = 0; t < NT; ++t) {
+          const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[t][b].qs + 128 * h + 32 * k));
+          sumi[t] = dot_scaled_u8s8_acc(sumi[t], q[k], a, scale16);
+        }
       }
     }
-    acc += (_cvtsh_ss(x[b].d) * y[b].d) * static_cast<float>(hsum_epi32(sumi));
+    const float dw = _cvtsh_ss(x[b].d);
+    for (int t = 0; t < NT; ++t) acc[t] += (dw * y[t][b].d) * static_cast<float>(hsum_epi32(sumi[t]));
   }
-  return acc;
+  for (int t = 0; t < NT; ++t) out[t] = acc[t];
+}
+
+// Rows x tokens for the K-quants: tokens in groups of 4 share each row's unpacking.
+template <void (*Dot1)(const uint8_t*, const uint8_t*, size_t, int64_t, float*),
+          void (*Dot4)(const uint8_t*, const uint8_t*, size_t, int64_t, float*)>
+void rows_k_quant(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride, int64_t n_tokens,
+                  float* y, int64_t ldy) {
+  const auto* a = static_cast<const uint8_t*>(act);
+  for (int64_t r = r0; r < r1; ++r) {
+    const auto* row = static_cast<const uint8_t*>(w.data) + static_cast<size_t>(r) * w.row_stride;
+    int64_t t = 0;
+    for (; t + 4 <= n_tokens; t += 4) {
+      float out[4];
+      Dot4(row, a + t * act_stride, act_stride, w.n_cols, out);
+      for (int i = 0; i < 4; ++i) y[(t + i) * ldy + r] = out[i];
+    }
+    for (; t < n_tokens; ++t) Dot1(row, a + t * act_stride, act_stride, w.n_cols, &y[t * ldy + r]);
+  }
 }
 
 void rows_q4_k_q8_k(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride,
                     int64_t n_tokens, float* y, int64_t ldy) {
-  rows_loop(w, r0, r1, act, act_stride, n_tokens, y, ldy, dot_q45_k_q8_k<quant::block_q4_k>);
+  rows_k_quant<dot_q45_k_q8_k_n<quant::block_q4_k, 1>, dot_q45_k_q8_k_n<quant::block_q4_k, 4>>(
+      w, r0, r1, act, act_stride, n_tokens, y, ldy);
 }
 
 void rows_q5_k_q8_k(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride,
                     int64_t n_tokens, float* y, int64_t ldy) {
-  rows_loop(w, r0, r1, act, act_stride, n_tokens, y, ldy, dot_q45_k_q8_k<quant::block_q5_k>);
+  rows_k_quant<dot_q45_k_q8_k_n<quant::block_q5_k, 1>, dot_q45_k_q8_k_n<quant::block_q5_k, 4>>(
+      w, r0, r1, act, act_stride, n_tokens, y, ldy);
 }
 
 void rows_q6_k_q8_k(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride,
                     int64_t n_tokens, float* y, int64_t ldy) {
-  rows_loop(w, r0, r1, act, act_stride, n_tokens, y, ldy, dot_q6_k_q8_k);
+  rows_k_quant<dot_q6_k_q8_k_n<1>, dot_q6_k_q8_k_n<4>>(w, r0, r1, act, act_stride, n_tokens, y, ldy);
 }
 
 // Float weights against float activations (x used in place): 8-lane FMA, 4 accumulators to
