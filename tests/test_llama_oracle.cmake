@@ -20,4 +20,18 @@ if(TARGET slm-logits AND TARGET slm-mkmodel)
       ENVIRONMENT "SLM_SOURCE_DIR=${PROJECT_SOURCE_DIR};SLM_BUILD_DIR=${PROJECT_BINARY_DIR}"
       LABELS "oracle" TIMEOUT 300)
   endforeach()
+  # deepseek2 (tiny: split k_b/v_b, sigmoid + groups; lite: fused kv_b, softmax), F16, Q8_0 and
+  # the Q4_K_M mix (see deepseek2Args in llama_oracle.mjs for what llama.cpp cannot run).
+  foreach(arch deepseek2 deepseek2-lite)
+    set(args --slm-logits $<TARGET_FILE:slm-logits> --mkmodel $<TARGET_FILE:slm-mkmodel>
+             --workdir ${CMAKE_CURRENT_BINARY_DIR}/oracle-${arch} --arch ${arch} --types F16,Q8_0,Q4_K_M)
+    list(JOIN args "|" joined)
+    add_test(NAME test_llama_oracle_${arch}
+             COMMAND ${CMAKE_COMMAND} -DNODE=${SLM_NODE}
+                     -DSCRIPT=${PROJECT_SOURCE_DIR}/tests/node/llama_oracle.mjs
+                     "-DARGS=${joined}" -P ${PROJECT_SOURCE_DIR}/tests/test_llama_oracle_run.cmake)
+    set_tests_properties(test_llama_oracle_${arch} PROPERTIES
+      ENVIRONMENT "SLM_SOURCE_DIR=${PROJECT_SOURCE_DIR};SLM_BUILD_DIR=${PROJECT_BINARY_DIR}"
+      LABELS "oracle" TIMEOUT 300)
+  endforeach()
 endif()

@@ -248,13 +248,28 @@ async function main() {
 // 256-element block), GQA 4:2, head dim 64, a 3000-token vocabulary that llama.cpp loads,
 // logit std 4 (peaked but not one-hot distributions).
 function makeModel(mkmodel, arch, type, path) {
-  const args = ["--preset", "tiny", "--arch", arch, "--type", type, "-o", path,
+  const args = arch.startsWith("deepseek2") ? deepseek2Args(arch, type, path) : ["--preset", "tiny", "--arch", arch, "--type", type, "-o", path,
                 "--n-layer", "3", "--n-embd", "256", "--n-head", "4", "--n-head-kv", "2", "--n-ff", "768", "--n-vocab", "3000", "--seed", "11", "--logit-std", "4"];
   try {
     execFileSync(mkmodel, args, {stdio: ["ignore", "pipe", "pipe"]});
   } catch (e) {
     throw new Error(`slm-mkmodel ${args.join(" ")} failed: ${String(e.stderr).trim()}`);
   }
+}
+
+// deepseek2 (src/model/random_deepseek2.cpp presets, 3 layers: 1 dense + 2 MoE, n_embd 256):
+//   --arch deepseek2       "tiny": q_lora, sigmoid gating + correction bias, 4 groups keep 2,
+//                          split attn_k_b/attn_v_b (kept F32: this llama.cpp build aborts in
+//                          its CPU scheduler, GGML_ASSERT(*cur_backend_id != -1), on split files
+//                          whose attn_k_b is F16 or quantized), YaRN.
+//   --arch deepseek2-lite  "tiny-lite": no q_lora, softmax gating, no groups, fused attn_kv_b
+//                          (F16), YaRN. (llama.cpp scores expert groups by their top-2 sum for
+//                          every gating function; libslm uses the max for softmax (V2), so
+//                          softmax-with-groups models are checked against the reference only.)
+function deepseek2Args(arch, type, path) {
+  const lite = arch === "deepseek2-lite";
+  return ["--arch", "deepseek2", "--preset", lite ? "tiny-lite" : "tiny", "--type", type, "-o", path,
+          "--n-vocab", "3000", "--seed", "11", "--logit-std", "4", "--ds-kb-type", lite ? "F16" : "F32"];
 }
 
 main().catch((e) => {
