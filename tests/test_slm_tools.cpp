@@ -164,6 +164,44 @@ TEST_CASE("slm-run: the same seed gives the same output; another seed another") 
   // 24 draws from ~uniform over the vocabulary: equal sequences would mean the seed is ignored.
   CHECK(line_with(a.err, "generated ids:") != line_with(c.err, "generated ids:"));
 }
+
+TEST_CASE("slm-run: chat templates, multi-turn --chat, reasoning hidden or plain when piped") {
+  const std::string model = tiny_model("peaked", 15);
+  // The tiny model has no template of its own: without one, --chat is refused, -p runs raw.
+  CHECK(run(SLM_RUN_TOOL, "-m " + model + " --chat").code != 0);
+  CHECK(run(SLM_RUN_TOOL, "-m " + model + " -p hi --template no-such-template").code != 0);
+
+  // Two turns on stdin: two prompts, two answers.
+  const Run chat = run(SLM_RUN_TOOL, "-m " + model + " --chat --template chatml --temp 0 -n 6 --print-ids",
+                       "hi\nhow are you\n");
+  REQUIRE_MESSAGE(chat.code == 0, chat.err);
+  size_t prompts = 0, answers = 0;
+  std::istringstream lines(chat.err);
+  std::string line;
+  while (std::getline(lines, line)) {
+    prompts += line.rfind("prompt ids:", 0) == 0;
+    answers += line.rfind("generated ids:", 0) == 0;
+  }
+  CHECK(prompts == 2);
+  CHECK(answers == 2);
+
+  // An R1 template pre-fills "<think>\n": everything generated here is reasoning (a random
+  // model does not close it), so --hide-reasoning prints nothing but the final newline, and
+  // without it the text comes plain (no terminal escapes: stdout is a file).
+  const std::string r1 = "-m " + model + " -p hi --template deepseek-r1 --temp 0 -n 8 --print-ids";
+  const Run hidden = run(SLM_RUN_TOOL, r1 + " --hide-reasoning");
+  REQUIRE_MESSAGE(hidden.code == 0, hidden.err);
+  CHECK(hidden.out == "\n");
+  const Run shown = run(SLM_RUN_TOOL, r1);
+  REQUIRE_MESSAGE(shown.code == 0, shown.err);
+  CHECK(shown.out.size() > 1);
+  CHECK(shown.out.find("\x1b[") == std::string::npos);
+  CHECK(line_with(shown.err, "generated ids:") == line_with(hidden.err, "generated ids:"));
+  // The template changes the prompt: more ids than the raw text.
+  const Run raw = run(SLM_RUN_TOOL, "-m " + model + " -p hi --raw --temp 0 -n 1 --print-ids");
+  REQUIRE(raw.code == 0);
+  CHECK(line_with(shown.err, "prompt ids:").size() > line_with(raw.err, "prompt ids:").size());
+}
 #endif
 
 #if defined(SLM_LOGITS_TOOL)

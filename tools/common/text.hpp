@@ -19,7 +19,9 @@ namespace slm::tool {
 class TextModel {
  public:
   // The model's tokenizer when it loaded one, otherwise one read from the file's tokenizer.* keys.
-  static Expected<TextModel> create(const Model& model) {
+  // template_name, when not empty, chooses the chat template by name (an error when unknown);
+  // otherwise the template in the model's metadata is used when recognised.
+  static Expected<TextModel> create(const Model& model, std::string_view template_name = {}) {
     TextModel t;
     if (model.tokenizer() != nullptr) {
       t.tokenizer_ = model.tokenizer();
@@ -29,7 +31,9 @@ class TextModel {
       t.owned_ = std::make_shared<Tokenizer>(std::move(*built));
       t.tokenizer_ = t.owned_.get();
     }
-    if (auto tmpl = ChatTemplate::for_tokenizer(*t.tokenizer_)) t.template_ = std::move(*tmpl);
+    auto tmpl = ChatTemplate::for_tokenizer(*t.tokenizer_, template_name);
+    if (tmpl) t.template_ = std::move(*tmpl);
+    else if (!template_name.empty()) return tmpl.error();
     return t;
   }
 

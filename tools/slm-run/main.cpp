@@ -26,6 +26,8 @@ const char* kUsage =
     "  -f, --file FILE         prompt from a file ('-' = stdin)\n"
     "      --raw               no chat template: the prompt is fed as is (after BOS)\n"
     "      --system TEXT       system message (chat template modes)\n"
+    "      --template NAME     chat template by name instead of the model's: deepseek-r1,\n"
+    "                          deepseek-r1-nothink, deepseek-v3, llama3, llama2, chatml, qwen3\n"
     "      --chat              interactive multi-turn chat on stdin (an empty line or EOF ends)\n"
     "      --hide-reasoning    do not print the <think>...</think> part\n"
     "  -n, --n-predict N       most tokens to generate (default 256; -1 = until the context is full)\n"
@@ -53,6 +55,7 @@ struct Options {
   bool raw = false;
   bool chat = false;
   std::string system;
+  std::string template_name;
   bool hide_reasoning = false;
   int n_predict = 256;
   int n_ctx = 4096;
@@ -268,7 +271,7 @@ int run(const Options& o) {
                  static_cast<double>(o.sp.min_p), static_cast<double>(o.sp.repeat_penalty),
                  static_cast<unsigned long long>(o.sp.seed));
   }
-  auto text = slm::tool::TextModel::create(m);
+  auto text = slm::tool::TextModel::create(m, o.template_name);
   if (!text) return fail(text.error().message);
   if (o.verbose) {
     const slm::ChatTemplate* t = text->chat_template();
@@ -304,6 +307,8 @@ int main(int argc, char** argv) {
       o.prompt_file = a.value();
     } else if (a.is("--raw")) {
       o.raw = true;
+    } else if (a.is("--template")) {
+      o.template_name = a.value();
     } else if (a.is("--system")) {
       o.system = a.value();
     } else if (a.is("--chat")) {
