@@ -72,8 +72,8 @@ POOLS = {
               "jump-host", "git", "erp-01", "kiosk-17"],
              ["atlas", "mercury-db", "edge-ams-2", "render-05", "orion", "files-hq",
               "worker-b7", "sandbox"]),
-    "disk": (["sda", "sdb", "sdc", "sdd"], ["sde", "sdf", "sdg"]),
-    "nvme": (["nvme0", "nvme1"], ["nvme2", "nvme3"]),
+    "disk": (["sda", "sdb", "sdc", "sdd", "sdh", "sdj", "sdk", "vda", "vdb", "xvdf"], ["sde", "sdf", "sdg"]),
+    "nvme": (["nvme0", "nvme1", "nvme4", "nvme5", "nvme6"], ["nvme2", "nvme3"]),
     "nic": ([("eno1", "e1000e", "0000:00:1f.6"), ("enp3s0", "igb", "0000:03:00.0"),
              ("ens18", "virtio_net", "virtio0"), ("eth0", "r8169", "0000:02:00.0"),
              ("enp0s31f6", "e1000e", "0000:00:1f.6"), ("ens1f0", "mlx5_core", "0000:41:00.0"),
@@ -119,6 +119,42 @@ POOLS = {
     "fs": (["ext4", "xfs", "btrfs"], ["ext4", "xfs", "btrfs"]),
 }
 
+_ROLES = ["web", "db", "app", "api", "cache", "node", "srv", "build", "store", "mon", "lb", "proxy",
+          "queue", "ml", "gpu", "fw", "dev", "test", "vm", "ci", "dns", "nfs", "kafka", "etl"]
+_SITES = ["fra", "lon", "nyc", "sgp", "par", "tok", "syd", "dub", "waw", "mad", "osl", "chi"]
+_THINGS = ["metrics", "log", "backup", "data", "auth", "mail", "media", "search", "stream", "billing",
+           "report", "image", "event", "ticket", "geo", "chat", "sensor", "invoice"]
+_ROLE_SUFFIX = ["worker", "agent", "collector", "indexer", "scheduler", "exporter", "server",
+                "gateway", "sync", "proxy", "api", "relay"]
+_NAMES = ["lena", "omar", "kim", "ravi", "ines", "paul", "mia", "jonas", "sara", "li", "nadia",
+          "felix", "ops", "ci", "app", "svc"]
+
+
+def _synthetic_host(r):
+    parts = [r.choice(_ROLES)]
+    if r.random() < 0.4:
+        parts.append(r.choice(_SITES))
+    name = "-".join(parts)
+    return name + r.choice(["", "-", ""]) + ("%02d" % r.randint(1, 40) if r.random() < 0.5 else str(r.randint(1, 9)))
+
+
+def _synthetic_proc(r):
+    t, s = r.choice(_THINGS), r.choice(_ROLE_SUFFIX)
+    return r.choice(["%s-%s" % (t, s), "%s%s" % (t, s[0]), "%sd" % t, "%s_%s" % (t, s)])
+
+
+def _synthetic_unit(r):
+    t, s = r.choice(_THINGS), r.choice(_ROLE_SUFFIX)
+    return ("%s-%s" % (t, s), "%s %s" % (t.capitalize(), s))
+
+
+SYNTHETIC = {
+    "host": _synthetic_host,
+    "proc": _synthetic_proc,
+    "unit": _synthetic_unit,
+    "user": lambda r: r.choice(_NAMES) + (str(r.randint(1, 99)) if r.random() < 0.3 else ""),
+}
+
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 KERNELS = ["6.1.0-18-amd64 #1 Debian 6.1.76-1", "6.8.0-45-generic #45-Ubuntu",
            "5.15.0-105-generic #115-Ubuntu", "6.6.30-1-lts #1 SMP PREEMPT_DYNAMIC",
@@ -135,6 +171,14 @@ class Ctx:
 
     def pick(self, pool):
         values = POOLS[pool][1 if self.held else 0]
+        if not self.held and pool in SYNTHETIC and self.rng.random() < 0.5:
+            # Half the training names are made up on the spot, so that the model learns to
+            # copy names from the excerpt rather than memorise a short list.
+            held_out = POOLS[pool][1]
+            while True:
+                v = SYNTHETIC[pool](self.rng)
+                if v not in held_out and (not isinstance(v, tuple) or v[0] not in [h[0] for h in held_out]):
+                    return v
         return self.rng.choice(values)
 
     def shared(self, pool):
