@@ -14,6 +14,18 @@
 //                reasoning of assistant turns.
 // Rendering keeps template markup apart from message text: render_ids() encodes the markup with
 // special tokens recognised and the messages without, so a message cannot inject control tokens.
+//
+// A chat turn, as slm-run --chat would run it:
+//   auto tok = slm::Tokenizer::from_gguf(file);                      // Expected<Tokenizer>
+//   auto tmpl = slm::ChatTemplate::for_tokenizer(*tok, name_or_empty);
+//   auto prompt = tmpl->render_ids(*tok, messages, /*add_generation_prompt=*/true);
+//   slm::StreamingDecoder text(*tok, {.skip_special = true});
+//   slm::ReasoningSplitter split(tmpl->prompt_opens_reasoning());
+//   for each generated id:
+//     if (tok->is_end_of_generation(id)) break;
+//     auto out = split.push(text.push(id));   // out.reasoning (print dimmed), out.answer
+//   then split.push(text.flush()) and split.finish() for what is left;
+//   messages.push_back({"assistant", everything generated});  // the template drops reasoning
 #pragma once
 
 #include <cstdint>

