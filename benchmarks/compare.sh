@@ -2,7 +2,8 @@
 # Benchmarks libslm (slm-bench) against llama.cpp (benchmarks/peer_llama.mjs, node-llama-cpp) on
 # the same GGUF file and thread counts. The two engines run alternately, one thread count at a
 # time, for several rounds, so that drift (thermal, other load) hits both; the samples of all
-# rounds are pooled. Prints one markdown table with both figures and the ratio libslm/llama.cpp.
+# rounds are pooled. Prints one markdown table with both figures and the ratio libslm/llama.cpp,
+# in tokens per second of wall clock and, for shared machines, per CPU-second of the process.
 #
 # usage: benchmarks/compare.sh -m MODEL.gguf [-p 512] [-n 128] [-t 1,2] [-r 3] [--rounds 2]
 #                              [--build DIR] [--isa NAME]
@@ -46,15 +47,17 @@ done
 node - "$out" <<'EOF'
 const fs = require("fs"), path = require("path");
 const dir = process.argv[2];
-const pool = {};  // key -> {slm: [t/s...], llama: [...]}
+const pool = {};  // key -> {slm: [t/s...], llama: [...], slmCpu: [t per CPU-s...], llamaCpu: [...]}
 let variant = "?", isa = "?", type = "?";
 for (const f of fs.readdirSync(dir).sort()) {
   const engine = f.startsWith("slm-") ? "slm" : "llama";
   for (const r of JSON.parse(fs.readFileSync(path.join(dir, f), "utf8"))) {
     const test = r.n_prompt > 0 ? `pp${r.n_prompt}` : `tg${r.n_gen}`;
     const key = `${test}|${r.n_threads}`;
-    pool[key] ??= {slm: [], llama: []};
+    pool[key] ??= {slm: [], llama: [], slmCpu: [], llamaCpu: []};
     pool[key][engine].push(...r.samples_ts);
+    const n = r.n_prompt + r.n_gen;
+    pool[key][engine + "Cpu"].push(...(r.samples_cpu_s ?? []).map((c) => n / c));
     if (r.cpu_variant) variant = r.cpu_variant;
     if (r.isa) isa = r.isa;
     if (r.model_type) type = r.model_type;
@@ -66,8 +69,8 @@ const stat = (xs) => {
   return {m, sd};
 };
 console.log(`model: ${type}; libslm ISA ${isa}; llama.cpp (node-llama-cpp) CPU variant ${variant}`);
-console.log("| test | threads | libslm t/s | llama.cpp t/s | libslm / llama.cpp |");
-console.log("| --- | ---: | ---: | ---: | ---: |");
+console.log("| test | threads | libslm t/s | llama.cpp t/s | ratio | libslm t/CPU-s | llama.cpp t/CPU-s | ratio |");
+console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
 const keys = Object.keys(pool).sort((a, b) => {
   const [ta, na] = a.split("|"), [tb, nb] = b.split("|");
   return ta.slice(0, 2).localeCompare(tb.slice(0, 2)) || Number(na) - Number(nb) || ta.localeCompare(tb);
@@ -75,6 +78,8 @@ const keys = Object.keys(pool).sort((a, b) => {
 for (const k of keys) {
   const [test, t] = k.split("|");
   const a = stat(pool[k].slm), b = stat(pool[k].llama);
-  console.log(`| ${test} | ${t} | ${a.m.toFixed(2)} ± ${a.sd.toFixed(2)} | ${b.m.toFixed(2)} ± ${b.sd.toFixed(2)} | ${(a.m / b.m).toFixed(2)} |`);
+  const c = stat(pool[k].slmCpu), d = stat(pool[k].llamaCpu);
+  console.log(`| ${test} | ${t} | ${a.m.toFixed(2)} ± ${a.sd.toFixed(2)} | ${b.m.toFixed(2)} ± ${b.sd.toFixed(2)} | ${(a.m / b.m).toFixed(2)} | ` +
+              `${c.m.toFixed(2)} ± ${c.sd.toFixed(2)} | ${d.m.toFixed(2)} ± ${d.sd.toFixed(2)} | ${(c.m / d.m).toFixed(2)} |`);
 }
 EOF

@@ -53,6 +53,12 @@ function meanStd(xs) {
   return {mean, sd};
 }
 
+// CPU seconds (user + system, all threads of this process) since `start` (process.cpuUsage()).
+function cpuSeconds(start) {
+  const d = process.cpuUsage(start);
+  return (d.user + d.system) / 1e6;
+}
+
 function cpuVariant() {
   try {
     const m = readFileSync("/proc/self/maps", "utf8").match(/libggml-cpu-([A-Za-z0-9_]+)\.so/);
@@ -93,33 +99,39 @@ async function main() {
     const runPP = async (n) => {
       await seq.clearHistory();
       const tokens = promptTokens(n, vocab);
+      const c = process.cpuUsage();
       const s = performance.now();
       await seq.evaluateWithoutGeneratingNewTokens(tokens);
-      return (performance.now() - s) * 1e6;
+      return [(performance.now() - s) * 1e6, cpuSeconds(c)];
     };
     const runTG = async (n) => {
       await seq.clearHistory();
       let count = 0;
+      const c = process.cpuUsage();
       const s = performance.now();
       for await (const tok of seq.evaluate([bos], {temperature: 0})) {
         void tok;
         if (++count >= n) break;
       }
-      return (performance.now() - s) * 1e6;
+      return [(performance.now() - s) * 1e6, cpuSeconds(c)];
     };
     const tests = [...o.p.filter((p) => p > 0).map((p) => [p, 0]), ...o.n.filter((n) => n > 0).map((n) => [0, n])];
     for (const [p, n] of tests) {
       const run = () => (p > 0 ? runPP(p) : runTG(n));
       await run();  // warm-up
-      const ns = [];
-      for (let r = 0; r < o.r; r++) ns.push(await run());
+      const ns = [], cpu = [];
+      for (let r = 0; r < o.r; r++) {
+        const [t, c] = await run();
+        ns.push(t);
+        cpu.push(c);
+      }
       const ts = ns.map((x) => ((p + n) * 1e9) / x);
       const a = meanStd(ns), b = meanStd(ts);
       results.push({
         build_commit: `node-llama-cpp ${version}`, backends: "CPU", cpu_variant: variant,
         model_filename: o.model, model_size: model.size,
         n_threads: threads, n_prompt: p, n_gen: n, avg_ns: Math.round(a.mean), stddev_ns: Math.round(a.sd),
-        avg_ts: b.mean, stddev_ts: b.sd, samples_ns: ns.map(Math.round), samples_ts: ts, load_s: loadS,
+        avg_ts: b.mean, stddev_ts: b.sd, samples_ns: ns.map(Math.round), samples_ts: ts, samples_cpu_s: cpu, load_s: loadS,
       });
       process.stderr.write(`peer_llama: ${basename(o.model)} ${p > 0 ? "pp" + p : "tg" + n} t=${threads}: ${b.mean.toFixed(2)} t/s\n`);
     }

@@ -138,6 +138,15 @@ inline double now_seconds() {
   return std::chrono::duration<double>(clock::now().time_since_epoch()).count();
 }
 
+// CPU time (user + system, all threads) this process has used, in seconds. On a shared machine
+// tokens per CPU-second says what the cores did while they were scheduled.
+inline double process_cpu_seconds() {
+  rusage ru{};
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
+
 // Peak resident set size of this process in bytes (Linux reports ru_maxrss in KiB).
 inline size_t peak_rss_bytes() {
   rusage ru{};

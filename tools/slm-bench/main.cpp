@@ -67,6 +67,7 @@ struct Result {
   std::string kv;
   std::string test_time;
   std::vector<double> samples_ns;
+  std::vector<double> samples_cpu_s;  // process CPU seconds (all threads) of each run
   // Extras
   double gen_bytes_per_token = 0;  // weights + mean KV read per generated token
   double ttft_ms = 0;              // pp tests: mean time to the first sampled token
@@ -97,6 +98,20 @@ std::string iso_time_now() {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
+}
+
+// "Intel(R) Xeon(R) Processor" from /proc/cpuinfo (llama-bench's cpu_info); empty elsewhere.
+std::string cpu_model_name() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) != 0) continue;
+    const size_t colon = line.find(':');
+    if (colon == std::string::npos) break;
+    size_t start = line.find_first_not_of(" \t", colon + 1);
+    return start == std::string::npos ? std::string() : line.substr(start);
+  }
+  return {};
 }
 
 std::string basename_of(const std::string& path) {
@@ -151,6 +166,7 @@ std::vector<int32_t> prompt_tokens(int n, int64_t n_vocab) {
 
 struct RunOut {
   double ns = 0;
+  double cpu_s = 0;
   double ttft_ns = 0;
   uint32_t hash = 0;
 };
@@ -158,10 +174,12 @@ struct RunOut {
 slm::Expected<RunOut> run_pp(slm::Context& ctx, const std::vector<int32_t>& tokens) {
   ctx.reset();
   RunOut r;
+  const double c0 = slm::tool::process_cpu_seconds();
   const double t0 = slm::tool::now_seconds();
   slm::Status st = ctx.eval(tokens);
   if (!st) return st.error();
   const double t1 = slm::tool::now_seconds();
+  r.cpu_s = slm::tool::process_cpu_seconds() - c0;
   const int32_t first = slm::argmax(ctx.logits());
   const double t2 = slm::tool::now_seconds();
   (void)first;
@@ -175,6 +193,7 @@ slm::Expected<RunOut> run_tg(slm::Context& ctx, int n_gen, int32_t bos) {
   ctx.reset();
   RunOut r;
   int32_t tok = bos;
+  const double c0 = slm::tool::process_cpu_seconds();
   const double t0 = slm::tool::now_seconds();
   for (int i = 0; i < n_gen; ++i) {
     slm::Status st = ctx.eval(std::span<const int32_t>(&tok, 1));
@@ -182,6 +201,7 @@ slm::Expected<RunOut> run_tg(slm::Context& ctx, int n_gen, int32_t bos) {
     tok = slm::argmax(ctx.logits());
   }
   r.ns = (slm::tool::now_seconds() - t0) * 1e9;
+  r.cpu_s = slm::tool::process_cpu_seconds() - c0;
   r.hash = slm::tool::logits_hash(ctx.logits());
   return r;
 }
@@ -236,6 +256,7 @@ slm::Status bench_model(const Options& o, const std::string& path, std::vector<R
         if (!out) return out.error();
         if (rep < 0) continue;
         r.samples_ns.push_back(out->ns);
+        r.samples_cpu_s.push_back(out->cpu_s);
         ttft += out->ttft_ns;
         r.logits_hash = slm::tool::hex32(out->hash);
       }
@@ -304,7 +325,8 @@ slm::json::Value to_json(const Result& r) {
   // llama-bench's fields first (same names and meanings), then ours.
   v.add_member("build_commit", Value::string("libslm"));
   v.add_member("build_number", Value::integer(0));
-  v.add_member("cpu_info", Value::string(""));
+  static const std::string cpu = cpu_model_name();
+  v.add_member("cpu_info", Value::string(cpu));
   v.add_member("gpu_info", Value::string(""));
   v.add_member("backends", Value::string("CPU"));
   v.add_member("model_filename", Value::string(r.filename));
@@ -332,6 +354,9 @@ slm::json::Value to_json(const Result& r) {
   for (double x : r.samples_ts()) samples_ts.push_back(Value::number(x));
   v.add_member("samples_ns", std::move(samples_ns));
   v.add_member("samples_ts", std::move(samples_ts));
+  Value samples_cpu = Value::array();
+  for (double x : r.samples_cpu_s) samples_cpu.push_back(Value::number(x));
+  v.add_member("samples_cpu_s", std::move(samples_cpu));
   v.add_member("isa", Value::string(r.isa));
   v.add_member("model_arch", Value::string(r.arch));
   v.add_member("weight_type", Value::string(r.type_name));
