@@ -38,7 +38,8 @@ struct ModelParams {
 
 struct ContextParams {
   int n_ctx = 4096;    // KV cache length in tokens (never the training context unless asked)
-  int n_batch = 512;   // most tokens one forward step computes at once; eval() splits larger calls
+  int n_batch = 512;   // most tokens one forward step computes at once (eval() splits larger
+                       // calls); capped at n_ctx
   int n_threads = 1;
   KvType kv_type = KvType::F16;
 };
@@ -80,7 +81,9 @@ class Model {
   virtual const gguf::File& file() const = 0;
   // Multi-line human summary for --verbose: arch, params, types, memory.
   virtual std::string summary() const = 0;
-  // Memory a context with these params will allocate (KV cache + scratch), before creating it.
+  // Memory a context with these params will allocate (KV cache + scratch), before creating it;
+  // 0 when the params are invalid (Context::create says why). Not included: with all_logits,
+  // eval keeps n_tokens x n_vocab floats (allocated on first use, then reused).
   virtual size_t context_memory_required(const ContextParams& params) const = 0;
   // Same as Context::create(*this, params).
   virtual Expected<std::unique_ptr<Context>> create_context(const ContextParams& params) const = 0;

@@ -383,7 +383,14 @@ class LlamaModel final : public Model {
     return buf;
   }
 
-  Expected<ContextPlan> plan(const ContextParams& p) const {
+  // No step needs more rows than the context holds.
+  static ContextParams effective(ContextParams p) {
+    p.n_batch = std::min(p.n_batch, p.n_ctx);
+    return p;
+  }
+
+  Expected<ContextPlan> plan(const ContextParams& params) const {
+    const ContextParams p = effective(params);
     if (p.n_ctx <= 0) return errorf("context: n_ctx must be positive, got %d", p.n_ctx);
     if (p.n_batch <= 0) return errorf("context: n_batch must be positive, got %d", p.n_batch);
     if (p.n_threads <= 0 || p.n_threads > 1024) return errorf("context: n_threads must be in [1, 1024], got %d", p.n_threads);
@@ -630,8 +637,9 @@ class LlamaContext final : public Context {
   bool all_logits_ = false;
 };
 
-Expected<std::unique_ptr<Context>> LlamaModel::create_context(const ContextParams& params) const {
-  auto p = plan(params);
+Expected<std::unique_ptr<Context>> LlamaModel::create_context(const ContextParams& requested) const {
+  auto p = plan(requested);
+  const ContextParams params = effective(requested);
   if (!p) return p.error();
   auto pool = ThreadPool::create(params.n_threads);
   if (!pool) return pool.error();
