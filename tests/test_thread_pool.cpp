@@ -78,3 +78,24 @@ TEST_CASE("split_range covers [0, n) in order without gaps") {
     }
   }
 }
+
+TEST_CASE("barrier: no thread passes before all arrived, repeatedly") {
+  for (int n : {1, 2, 3}) {
+    auto pool = ThreadPool::create(n);
+    REQUIRE(pool.ok());
+    std::vector<int> stage(static_cast<size_t>(n), 0);
+    std::atomic<int> violations{0};
+    for (int r = 0; r < 300; ++r) {
+      (*pool)->run([&](int i, int nt) {
+        for (int step = 1; step <= 3; ++step) {
+          stage[static_cast<size_t>(i)] = step;  // plain write: the barrier must publish it
+          (*pool)->barrier();
+          for (int j = 0; j < nt; ++j)
+            if (stage[static_cast<size_t>(j)] < step) violations.fetch_add(1);
+          (*pool)->barrier();  // nobody starts the next step while others still read this one
+        }
+      });
+    }
+    CHECK(violations.load() == 0);
+  }
+}

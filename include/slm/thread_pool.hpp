@@ -20,11 +20,19 @@ class ThreadPool {
 
   // Runs fn(thread_index, n_threads) once on every thread and returns when all have finished.
   // No allocation per call: fn is passed by reference through a type-erased pointer.
+  // One caller at a time: run() is not reentrant (fn must not call run() on the same pool) and
+  // two threads must not call run() on one pool concurrently.
   template <class Fn>
   void run(Fn&& fn) {
     run_erased([](void* f, int i, int n) { (*static_cast<std::remove_reference_t<Fn>*>(f))(i, n); },
                const_cast<void*>(static_cast<const void*>(&fn)));
   }
+
+  // Inside fn: returns once every thread of the current run() has called barrier() (the same
+  // number of times), with their writes before it visible to all after it. Every thread must
+  // call it, or the run deadlocks. A short spin, then a futex wait. Nothing happens when the
+  // pool has one thread.
+  void barrier();
 
  private:
   ThreadPool() = default;

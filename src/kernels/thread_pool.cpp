@@ -40,6 +40,9 @@ struct ThreadPool::Impl {
   bool stop = false;
   alignas(64) std::atomic<uint32_t> generation{0};
   alignas(64) std::atomic<int> pending{0};
+  // barrier(): arrivals in the current phase, and the phase number the waiters watch.
+  alignas(64) std::atomic<int> arrived{0};
+  alignas(64) std::atomic<uint32_t> phase{0};
 
   void worker_loop(int index) {
     uint32_t seen = 0;
@@ -112,6 +115,28 @@ void ThreadPool::run_erased(void (*call)(void*, int, int), void* fn) {
   while (left != 0) {
     impl.pending.wait(left, std::memory_order_acquire);
     left = impl.pending.load(std::memory_order_acquire);
+  }
+}
+
+void ThreadPool::barrier() {
+  Impl& impl = *impl_;
+  if (impl.n_threads == 1) return;
+  const uint32_t p = impl.phase.load(std::memory_order_acquire);
+  if (impl.arrived.fetch_add(1, std::memory_order_acq_rel) + 1 == impl.n_threads) {
+    // Last to arrive: reset the count for the next barrier, then release the others.
+    impl.arrived.store(0, std::memory_order_relaxed);
+    impl.phase.store(p + 1, std::memory_order_release);
+    impl.phase.notify_all();
+    return;
+  }
+  uint32_t now = impl.phase.load(std::memory_order_acquire);
+  for (int spin = 0; now == p && spin < kSpinIterations; ++spin) {
+    cpu_relax();
+    now = impl.phase.load(std::memory_order_acquire);
+  }
+  while (now == p) {
+    impl.phase.wait(p, std::memory_order_acquire);
+    now = impl.phase.load(std::memory_order_acquire);
   }
 }
 
