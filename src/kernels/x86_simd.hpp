@@ -167,54 +167,74 @@ void rows_loop(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t 
   }
 }
 
-inline float dot_q8_0_q8x(const uint8_t* row, const uint8_t* act_row, int64_t n) {
-  const auto* wb = reinterpret_cast<const quant::block_q8_0*>(row);
+// dw * da of 8 consecutive blocks: one gather of the f16 weight scales (the 4-byte loads stay
+// inside each block), one vcvtph2ps, one multiply; the same products as computing each block's
+// _cvtsh_ss(d) * da alone, for a quarter of the instructions.
+template <class Block>
+inline __m256 block_scales8(const Block* blocks, const float* da) {
+  const __m256i offsets = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                             _mm256_set1_epi32(static_cast<int>(sizeof(Block))));
+  const __m256i d32 = _mm256_i32gather_epi32(reinterpret_cast<const int*>(blocks), offsets, 1);
+  // Low 16 bits of each lane -> 8 packed halves.
+  const __m256i pick = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1, 0, 1, 4, 5, 8, 9,
+                                        12, 13, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m256i packed = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(d32, pick), 0x08);
+  return _mm256_mul_ps(_mm256_cvtph_ps(_mm256_castsi256_si128(packed)), _mm256_loadu_ps(da));
+}
+
+inline __m256 lane(__m256 v, int j) { return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(j)); }
+
+// Row kernels for the 32-code block formats: per block an 8-lane integer dot (Dot), converted
+// and scaled into one of two float accumulators (even / odd blocks), scales 8 blocks at a time.
+template <class Block, class Dot>
+inline float dot_blocks_q8x(const uint8_t* row, const uint8_t* act_row, int64_t n, Dot dot) {
+  const auto* wb = reinterpret_cast<const Block*>(row);
   const ActQ8x a = act_q8x_view(act_row, n);
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   const int64_t nb = n / 32;
   int64_t b = 0;
-  for (; b + 1 < nb; b += 2) {
+  for (; b + 8 <= nb; b += 8) {
     prefetch(reinterpret_cast<const uint8_t*>(wb + b) + kPrefetchBytes);
-    const __m256i p0 = dot_s8s8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb[b].qs)),
-                                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 32 * b)));
-    const __m256i p1 = dot_s8s8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb[b + 1].qs)),
-                                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 32 * b + 32)));
-    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(_cvtsh_ss(wb[b].d) * a.d[b]), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(_cvtsh_ss(wb[b + 1].d) * a.d[b + 1]), acc1);
+    prefetch(reinterpret_cast<const uint8_t*>(wb + b) + kPrefetchBytes + 64 * ((sizeof(Block) * 8) / 128));
+    const __m256 s = block_scales8(wb + b, a.d + b);
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j += 2) {
+      acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot(wb[b + j], a, b + j)), lane(s, j), acc0);
+      acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot(wb[b + j + 1], a, b + j + 1)), lane(s, j + 1), acc1);
+    }
   }
-  if (b < nb) {
-    const __m256i p0 = dot_s8s8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb[b].qs)),
-                                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 32 * b)));
-    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(_cvtsh_ss(wb[b].d) * a.d[b]), acc0);
+  for (; b < nb; ++b) {
+    const __m256 p = _mm256_cvtepi32_ps(dot(wb[b], a, b));
+    const __m256 scale = _mm256_set1_ps(_cvtsh_ss(wb[b].d) * a.d[b]);
+    if (b % 2 == 0) acc0 = _mm256_fmadd_ps(p, scale, acc0);
+    else acc1 = _mm256_fmadd_ps(p, scale, acc1);
   }
   return hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
-inline float dot_q4_0_q8x(const uint8_t* row, const uint8_t* act_row, int64_t n) {
-  const auto* wb = reinterpret_cast<const quant::block_q4_0*>(row);
-  const ActQ8x a = act_q8x_view(act_row, n);
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  const int64_t nb = n / 32;
-  // sum((q - 8) * a) = sum(q * a) - 8 * sum(a): each of the 8 partial-sum lanes starts at
-  // -sum(a), which adds up to -8 * sum(a).
-  auto block = [&](int64_t i, __m256 acc) {
-    const __m256i a8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 32 * i));
-    const __m256i w = unpack_q4_0(wb[i].qs);
+inline __m256i block_dot_q8_0(const quant::block_q8_0& w, const ActQ8x& a, int64_t i) {
+  return dot_s8s8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs)),
+                  _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 32 * i)));
+}
+
+// sum((q - 8) * a) = sum(q * a) - 8 * sum(a): each of the 8 partial-sum lanes starts at
+// -sum(a), which adds up to -8 * sum(a).
+inline __m256i block_dot_q4_0(const quant::block_q4_0& w, const ActQ8x& a, int64_t i) {
+  const __m256i a8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 32 * i));
+  const __m256i q = unpack_q4_0(w.qs);
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__)
-    const __m256i p = _mm256_dpbusd_epi32(_mm256_set1_epi32(-a.sum[i]), w, a8);
+  return _mm256_dpbusd_epi32(_mm256_set1_epi32(-a.sum[i]), q, a8);
 #else
-    const __m256i p = _mm256_sub_epi32(dot_u4s8(w, a8), _mm256_set1_epi32(a.sum[i]));
+  return _mm256_sub_epi32(dot_u4s8(q, a8), _mm256_set1_epi32(a.sum[i]));
 #endif
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(_cvtsh_ss(wb[i].d) * a.d[i]), acc);
-  };
-  int64_t b = 0;
-  for (; b + 1 < nb; b += 2) {
-    prefetch(reinterpret_cast<const uint8_t*>(wb + b) + kPrefetchBytes);
-    acc0 = block(b, acc0);
-    acc1 = block(b + 1, acc1);
-  }
-  if (b < nb) acc0 = block(b, acc0);
-  return hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+inline float dot_q8_0_q8x(const uint8_t* row, const uint8_t* act_row, int64_t n) {
+  return dot_blocks_q8x<quant::block_q8_0>(row, act_row, n, block_dot_q8_0);
+}
+
+inline float dot_q4_0_q8x(const uint8_t* row, const uint8_t* act_row, int64_t n) {
+  return dot_blocks_q8x<quant::block_q4_0>(row, act_row, n, block_dot_q4_0);
 }
 
 void rows_q8_0_q8x(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride,
