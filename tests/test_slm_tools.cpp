@@ -243,6 +243,12 @@ TEST_CASE("slm-logits: one JSON line per position, top-K sorted and consistent w
     ++pos;
   }
   CHECK(pos == 6);
+  // The same ids from a file (commas or whitespace) give the same output.
+  const fs::path ids = scratch() / "ids.txt";
+  std::ofstream(ids, std::ios::binary) << "1 40\n41,42\n";
+  const Run f = run(SLM_LOGITS_TOOL, "-m " + model + " --ids '" + ids.string() + "' -k 5 --full-logits -n 2");
+  REQUIRE_MESSAGE(f.code == 0, f.err);
+  CHECK(f.out == r.out);
 
   CHECK(run(SLM_LOGITS_TOOL, "-m " + model).code != 0);                      // no input
   CHECK(run(SLM_LOGITS_TOOL, "-m " + model + " --ids 1,x").code != 0);       // bad id list

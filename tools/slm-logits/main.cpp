@@ -26,7 +26,7 @@ const char* kUsage =
     "  -p, --prompt TEXT    text, tokenized with the model's tokenizer (BOS added if the model\n"
     "                       asks for it)\n"
     "      --no-bos         do not add BOS to -p text\n"
-    "      --ids LIST       token ids, e.g. 1,403,407 (no tokenizer involved)\n"
+    "      --ids LIST|FILE  token ids, e.g. 1,403,407 (no tokenizer involved), or a file of ids\n"
     "      --ids-file FILE  token ids separated by commas or whitespace ('-' = stdin)\n"
     "  -k, --top-k K        probabilities printed per position (default 10)\n"
     "      --full-logits    also print \"logits\":[...] (all n_vocab raw logits, float)\n"
@@ -167,9 +167,15 @@ int main(int argc, char** argv) {
     } else if (a.is("--no-bos")) {
       o.bos = false;
     } else if (a.is("--ids")) {
-      auto list = slm::tool::parse_int_list(a.value(), 0, INT32_MAX);
-      if (!list) a.fail("--ids: " + list.error().message);
-      else o.ids.assign(list->begin(), list->end());
+      const std::string v = a.value();
+      // A list of numbers, or else the name of a file holding one.
+      if (!v.empty() && v.find_first_not_of("0123456789, \t\n") != std::string::npos) {
+        ids_file = v;
+      } else {
+        auto list = slm::tool::parse_int_list(v, 0, INT32_MAX);
+        if (!list) a.fail("--ids: " + list.error().message);
+        else o.ids.assign(list->begin(), list->end());
+      }
     } else if (a.is("--ids-file")) {
       ids_file = a.value();
     } else if (a.is("-k", "--top-k")) {
