@@ -325,7 +325,13 @@ Checkpoint write_deepseek(const fs::path& dir, DsSpec d, bool with_mtp) {
   for (int64_t i = 0; i < layers; ++i) {
     const std::string l = "model.layers." + std::to_string(i) + ".";
     add(l + "input_layernorm.weight", {d.n_embd}, 0.1f, 1.0f);
-    add(l + "self_attn.q_proj.weight", {d.n_head * (d.nope + d.rope), d.n_embd}, ws);
+    if (d.q_lora > 0) {
+      add(l + "self_attn.q_a_proj.weight", {d.q_lora, d.n_embd}, ws);
+      add(l + "self_attn.q_a_layernorm.weight", {d.q_lora}, 0.1f, 1.0f);
+      add(l + "self_attn.q_b_proj.weight", {d.n_head * (d.nope + d.rope), d.q_lora}, ws);
+    } else {
+      add(l + "self_attn.q_proj.weight", {d.n_head * (d.nope + d.rope), d.n_embd}, ws);
+    }
     add(l + "self_attn.kv_a_proj_with_mqa.weight", {d.kv_lora + d.rope, d.n_embd}, ws);
     add(l + "self_attn.kv_a_layernorm.weight", {d.kv_lora}, 0.1f, 1.0f);
     add(l + "self_attn.kv_b_proj.weight", {d.n_head * (d.nope + d.v_dim), d.kv_lora}, ws);
@@ -357,7 +363,7 @@ Checkpoint write_deepseek(const fs::path& dir, DsSpec d, bool with_mtp) {
   std::snprintf(cfg, sizeof cfg,
                 "{\"architectures\":[\"DeepseekV3ForCausalLM\"],\"model_type\":\"deepseek_v3\",\"vocab_size\":%lld,"
                 "\"hidden_size\":%lld,\"num_hidden_layers\":%lld,\"intermediate_size\":%lld,"
-                "\"num_attention_heads\":%lld,\"num_key_value_heads\":%lld,\"q_lora_rank\":null,\"kv_lora_rank\":%lld,"
+                "\"num_attention_heads\":%lld,\"num_key_value_heads\":%lld,\"q_lora_rank\":%s,\"kv_lora_rank\":%lld,"
                 "\"qk_nope_head_dim\":%lld,\"qk_rope_head_dim\":%lld,\"v_head_dim\":%lld,\"n_routed_experts\":%lld,"
                 "\"n_shared_experts\":%lld,\"num_experts_per_tok\":2,\"moe_intermediate_size\":%lld,"
                 "\"first_k_dense_replace\":1,\"moe_layer_freq\":1,\"routed_scaling_factor\":2.5,\"n_group\":1,"
@@ -366,7 +372,7 @@ Checkpoint write_deepseek(const fs::path& dir, DsSpec d, bool with_mtp) {
                 "\"num_nextn_predict_layers\":%d,\"tie_word_embeddings\":false,\"rope_scaling\":null}",
                 static_cast<long long>(d.n_vocab), static_cast<long long>(d.n_embd), static_cast<long long>(d.n_layer),
                 static_cast<long long>(d.n_ff), static_cast<long long>(d.n_head), static_cast<long long>(d.n_head),
-                static_cast<long long>(d.kv_lora), static_cast<long long>(d.nope), static_cast<long long>(d.rope),
+                d.q_lora > 0 ? std::to_string(d.q_lora).c_str() : "null", static_cast<long long>(d.kv_lora), static_cast<long long>(d.nope), static_cast<long long>(d.rope),
                 static_cast<long long>(d.v_dim), static_cast<long long>(d.n_expert), static_cast<long long>(d.n_shared),
                 static_cast<long long>(d.moe_ff), with_mtp ? 1 : 0);
   write_file(dir / "config.json", cfg);
@@ -446,6 +452,18 @@ TEST_CASE("convert: DeepSeek-V3 layout (MLA k_b/v_b split, stacked experts, exp_
   CHECK(g->get_uint("deepseek2.attention.head_count_kv").value() == 4);
   CHECK(g->find_tensor("blk.1.ffn_gate_inp.weight")->type == DType::F32);
   CHECK(g->find_tensor("blk.1.ffn_gate_exps.weight")->type == DType::F16);
+  // With a Q LoRA (the project's own DeepSeek-V3 checkpoints): attn_q_a, attn_q_a_norm, attn_q_b.
+  DsSpec dq;
+  dq.q_lora = 96;
+  write_deepseek(dir / "hfq", dq, false);
+  REQUIRE(convert(dir / "hfq", dir / "q.gguf", "F32") == "");
+  auto q = gguf::File::open((dir / "q.gguf").string());
+  REQUIRE(q.ok());
+  CHECK(q->get_uint("deepseek2.attention.q_lora_rank").value() == 96);
+  CHECK(shape_of(*q, "blk.1.attn_q_a.weight") == std::vector<int64_t>{256, 96});
+  CHECK(shape_of(*q, "blk.1.attn_q_a_norm.weight") == std::vector<int64_t>{96});
+  CHECK(shape_of(*q, "blk.1.attn_q_b.weight") == std::vector<int64_t>{96, 4 * 48});
+  CHECK(q->find_tensor("blk.1.attn_q.weight") == nullptr);
   fs::remove_all(dir);
 }
 
