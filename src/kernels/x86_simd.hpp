@@ -32,6 +32,7 @@ namespace {
 //   float d[K/32]      the f16 scale, widened
 //   int32 sum[K/32]    sum of the 32 codes of the block (offset corrections, see below)
 //   int32 bias[K/32]   -128 * sum, the start value of the unsigned-weight GEMM accumulators
+//   int32 bias8[K/32]  -8 * sum, the same for Q4_0's unsigned nibbles (AVX2 GEMM)
 // padded to a multiple of 64 bytes.
 struct ActQ8x {
   const int8_t* qs;
@@ -41,7 +42,7 @@ struct ActQ8x {
 
 inline size_t act_q8x_row_bytes(int64_t n_cols) {
   const size_t nb = static_cast<size_t>(n_cols / 32);
-  return (static_cast<size_t>(n_cols) + nb * 12 + 63) / 64 * 64;
+  return (static_cast<size_t>(n_cols) + nb * 16 + 63) / 64 * 64;
 }
 
 inline ActQ8x act_q8x_view(const void* row, int64_t n_cols) {
@@ -90,6 +91,7 @@ void quantize_act_q8x(const float* x, void* dst, int64_t n_cols) {
   auto* d_out = reinterpret_cast<float*>(qs + n_cols);
   auto* sum_out = reinterpret_cast<int32_t*>(d_out + n_cols / 32);
   auto* bias_out = sum_out + n_cols / 32;
+  auto* bias8_out = bias_out + n_cols / 32;
   const __m256 sign_mask = _mm256_set1_ps(-0.0f);
   const __m256 lim = _mm256_set1_ps(127.0f);
   for (int64_t b = 0; b < n_cols / 32; ++b, x += 32) {
@@ -109,6 +111,7 @@ void quantize_act_q8x(const float* x, void* dst, int64_t n_cols) {
       q[i] = round_away_epi32(_mm256_max_ps(_mm256_min_ps(_mm256_mul_ps(v[i], vid), lim), -lim));
     sum_out[b] = hsum_epi32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
     bias_out[b] = -128 * sum_out[b];
+    bias8_out[b] = -8 * sum_out[b];
     // packs interleave 128-bit lanes; the permute restores element order.
     const __m256i q01 = _mm256_packs_epi32(q[0], q[1]), q23 = _mm256_packs_epi32(q[2], q[3]);
     const __m256i q8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q01, q23),
