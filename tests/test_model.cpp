@@ -298,7 +298,7 @@ TEST_CASE("model info and tied output") {
   REQUIRE(ref.ok());
   auto ctx = make_ctx(*l.model);
   REQUIRE(ctx->eval(kPrompt).ok());
-  CHECK(rel_err(ctx->logits(), ref->forward(kPrompt).back()) < 5e-2);
+  CHECK(rel_err(ctx->logits(), ref->forward(kPrompt).back()) < 0.12);  // quantized: see kTypes
 }
 
 // ---- Validation messages ----------------------------------------------------------------------
@@ -391,6 +391,23 @@ TEST_CASE("random models have a peaked next-token distribution") {
     CAPTURE(arch_name);
     CHECK(peaked * 2 > static_cast<int>(kPrompt.size()));  // top token > 0.3 at most positions
   }
+  // Tied LM head: peaked too, and not degenerate (the input token is not always the prediction).
+  auto s = tiny("llama", "Q8_0");
+  s.tied_output = true;
+  Loaded l = load_spec(s);
+  auto ctx = make_ctx(*l.model);
+  int peaked = 0, self = 0;
+  for (size_t t = 0; t < kPrompt.size(); ++t) {
+    REQUIRE(ctx->eval({&kPrompt[t], 1}).ok());
+    std::vector<float> p(ctx->logits().begin(), ctx->logits().end());
+    const int32_t top = slm::argmax(p);
+    double sum = 0.0;
+    for (float v : p) sum += std::exp(static_cast<double>(v - p[static_cast<size_t>(top)]));
+    peaked += 1.0 / sum > 0.3;
+    self += top == kPrompt[t];
+  }
+  CHECK(peaked * 2 > static_cast<int>(kPrompt.size()));
+  CHECK(self * 4 < static_cast<int>(kPrompt.size()));
 }
 
 TEST_CASE("random models are deterministic in the seed") {

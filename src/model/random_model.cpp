@@ -250,6 +250,12 @@ Status build(const Spec& spec_in, gguf::Writer& w, const gguf::File* vocab_file)
   // Scales: projections keep unit-variance activations (std 1/sqrt(fan_in)); the LM head gives
   // logits of std logit_std for a unit-RMS normed state.
   const double head_std = spec.logit_std / std::sqrt(static_cast<double>(E));
+  // With a tied LM head the input embedding e_v stays in the residual h, and e_v . norm(h) =
+  // |e_v|^2 / rms(h) = logit_std * sqrt(E) * head_std / rms(h): unless rms(h) is well above
+  // logit_std, every token predicts itself. So tied models' blocks write larger outputs
+  // (attn_output and ffn_down scaled) so that rms(h) ~ 2 logit_std after 2 n_layer blocks.
+  const double out_gain =
+      spec.tied_output ? 2.0 * spec.logit_std / std::sqrt(2.0 * static_cast<double>(spec.n_layer)) : 1.0;
   std::vector<TensorPlan> plan;
   plan.push_back({"token_embd.weight", {E, V}, -1, 0.0, spec.tied_output ? head_std : 1.0});
   plan.push_back({"output_norm.weight", {E}, -1, 1.0, 0.05});
@@ -267,11 +273,11 @@ Status build(const Spec& spec_in, gguf::Writer& w, const gguf::File* vocab_file)
       plan.push_back({p + "attn_k.bias", {KV}, l, 0.0, 0.1});
       plan.push_back({p + "attn_v.bias", {KV}, l, 0.0, 0.1});
     }
-    plan.push_back({p + "attn_output.weight", {Q, E}, l, 0.0, 1.0 / std::sqrt(static_cast<double>(Q))});
+    plan.push_back({p + "attn_output.weight", {Q, E}, l, 0.0, out_gain / std::sqrt(static_cast<double>(Q))});
     plan.push_back({p + "ffn_norm.weight", {E}, l, 1.0, 0.05});
     plan.push_back({p + "ffn_gate.weight", {E, spec.n_ff}, l, 0.0, in_e});
     plan.push_back({p + "ffn_up.weight", {E, spec.n_ff}, l, 0.0, in_e});
-    plan.push_back({p + "ffn_down.weight", {spec.n_ff, E}, l, 0.0, 1.0 / std::sqrt(static_cast<double>(spec.n_ff))});
+    plan.push_back({p + "ffn_down.weight", {spec.n_ff, E}, l, 0.0, out_gain / std::sqrt(static_cast<double>(spec.n_ff))});
   }
 
   for (const TensorPlan& t : plan) {
