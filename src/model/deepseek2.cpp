@@ -20,9 +20,11 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <optional>
 
 #include "ops/ops.hpp"
 #include "slm/thread_pool.hpp"
+#include "slm/tokenizer.hpp"
 
 namespace slm::deepseek2 {
 
@@ -502,13 +504,19 @@ class Deepseek2Model final : public Model {
     }
     ops::rope_inv_freqs(inv_freq_.data(), c.qk_rope, c.rope_base, c.yarn ? factors.data() : nullptr, 1.0);
 
+    // The tokenizer, when the file has one the tokenizer component can build (as for llama).
+    if (file_.find("tokenizer.ggml.model")) {
+      auto tok = Tokenizer::from_gguf(file_);
+      if (tok) tokenizer_.emplace(std::move(*tok));
+    }
+
     if (params.use_mlock && file_.size() > 0 && mlock(file_.bytes(), file_.size()) != 0)
       return errorf("mlock of %zu bytes of weights failed (raise RLIMIT_MEMLOCK or drop --mlock)", file_.size());
     return Status::success();
   }
 
   const ModelInfo& info() const override { return info_; }
-  const Tokenizer* tokenizer() const override { return nullptr; }
+  const Tokenizer* tokenizer() const override { return tokenizer_ ? &*tokenizer_ : nullptr; }
   const gguf::File& file() const override { return file_; }
 
   std::string summary() const override {
@@ -616,6 +624,7 @@ class Deepseek2Model final : public Model {
   Weights weights_;
   ModelInfo info_;
   std::vector<float> inv_freq_;  // (qk_rope/2,) RoPE frequency of each rotated pair (YaRN applied)
+  std::optional<Tokenizer> tokenizer_;
 };
 
 // Rows [first, first + n) of a stacked matrix (one expert, one head).

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "model/random_model.hpp"
@@ -62,7 +63,8 @@ const char* const kDeepseek2Usage =
     "             --ds-groups N --ds-groups-used N --ds-gating softmax|sigmoid --ds-bias 0|1\n"
     "             --ds-norm 0|1 --ds-scale F --ds-kv-b split|fused --ds-kb-type TYPE|model\n"
     "             --ds-yarn-factor F (1: no YaRN) --ds-yarn-orig-ctx N --ds-yarn-log-mul F\n"
-    "             --ds-expert-std F --ds-router-std F\n";
+    "             --ds-expert-std F --ds-router-std F\n"
+    "             --ds-fill-period N (draw N rows per matrix, repeat them: fast benchmark files)\n";
 
 Status deepseek2_option(Spec& spec, std::string_view flag, const char* value) {
   Deepseek2Spec& d = spec.ds;
@@ -105,6 +107,7 @@ Status deepseek2_option(Spec& spec, std::string_view flag, const char* value) {
   if (f == "--ds-yarn-log-mul") return set_num(&d.yarn_log_mul);
   if (f == "--ds-expert-std") return set_num(&d.expert_std);
   if (f == "--ds-router-std") return set_num(&d.router_std);
+  if (f == "--ds-fill-period") return set_int(&d.fill_period, 0);
   if (f == "--ds-bias") return set_bool(&d.probs_bias);
   if (f == "--ds-norm") return set_bool(&d.weights_norm);
   if (f == "--ds-gating") {
@@ -314,6 +317,7 @@ Status build_deepseek2_tensors(const Spec& spec, gguf::Writer& w) {
       }
     };
     const std::string name = t.name;
+    const int64_t period = d.fill_period;
     gguf::Writer::Producer produce = [=, &tt](std::span<uint8_t> out) -> Status {
       if (out.size() != row_b * static_cast<size_t>(n_rows))
         return errorf("tensor '%s': writer asked for %zu bytes, expected %zu", name.c_str(), out.size(), row_b * static_cast<size_t>(n_rows));
@@ -331,6 +335,10 @@ Status build_deepseek2_tensors(const Spec& spec, gguf::Writer& w) {
         return Status::success();
       }
       for (int64_t r = 0; r < n_rows; ++r) {
+        if (period > 0 && r >= period) {
+          std::memcpy(out.data() + static_cast<size_t>(r) * row_b, out.data() + static_cast<size_t>(r % period) * row_b, row_b);
+          continue;
+        }
         const int64_t src = is_vb ? (r / dv) * (dn + dv) + dn + r % dv : r;
         draw(src, row.data(), n_cols);
         tt.from_float(row.data(), out.data() + static_cast<size_t>(r) * row_b, n_cols);

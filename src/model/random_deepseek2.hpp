@@ -35,6 +35,10 @@ struct Deepseek2Spec {
   std::string kb_type = "F16";    // type of attn_k_b / attn_v_b / attn_kv_b ("" = the model type)
   double expert_std = 1.0;        // scale of the routed experts' down projections
   double router_std = 2.0;        // router logits' standard deviation
+  // > 0: only the first fill_period rows of each matrix are drawn; row r repeats row
+  // r % fill_period byte for byte. For speed benchmarks of real shapes (V2-Lite: 15.7B weights
+  // drawn one by one take over an hour on a busy 2-core box; repeated rows write at disk speed).
+  int64_t fill_period = 0;
 };
 
 // Presets for --arch deepseek2: "tiny" (q_lora, sigmoid + bias, 2 groups of 4, split k_b/v_b,
