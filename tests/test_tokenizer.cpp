@@ -188,6 +188,12 @@ TEST_CASE("regex: ECMAScript-style leftmost, ordered alternatives, greedy with b
   CHECK(split(R"([\u4e00-\u9fa5]+)", "ab中文cd") == Spans{{2, 4}});
   CHECK(split(R"([^\r\n\p{L}\p{N}]?\p{L}+)", "\xF0\x9F\x98\x80hi") == Spans{{0, 3}});
   CHECK(split(R"(x*)", "ab").size() == 3);  // empty matches advance one code point
+  // Hostile patterns are refused or bounded, never a stack overflow.
+  CHECK_FALSE(slm::tokenizer_internal::Regex::compile(std::string(200, '(') + "a" + std::string(200, ')')).ok());
+  CHECK_FALSE(slm::tokenizer_internal::Regex::compile(std::string(20000, 'a')).ok());
+  std::string abab;
+  for (int i = 0; i < 100000; ++i) abab += "ab";
+  CHECK_FALSE(split("(?:ab)+", abab).empty());  // a repeated group stops at the depth bound
   for (const char* bad : {"(", "a)", "[a-", "\\p{Xx}", "*a", "a{2,1}x", "(?<n>a)", "\\q", "[z-a]"}) {
     CAPTURE(bad);
     CHECK_FALSE(slm::tokenizer_internal::Regex::compile(bad).ok());

@@ -62,6 +62,17 @@ TEST_CASE("GGUF and tokenizer.json load the same tokenizer") {
     CHECK(gg->add_bos() == hf->add_bos());
     CHECK(gg->normalizes_nfc() == hf->normalizes_nfc());
     CHECK(gg->chat_template() == hf->chat_template());
+    for (int32_t id = 0; id < hf->n_vocab(); ++id) REQUIRE(gg->is_end_of_generation(id) == hf->is_end_of_generation(id));
+    if (label == "qwen3") {  // <|endoftext|> and <|im_end|> end generation, <|im_start|> does not
+      CHECK(gg->is_end_of_generation(151643));
+      CHECK(gg->is_end_of_generation(151645));
+      CHECK_FALSE(gg->is_end_of_generation(151644));
+    }
+    if (label == "deepseek_v3") {  // <｜end▁of▁sentence｜> (id 1) ends generation, BOS (0) does not
+      CHECK(gg->is_end_of_generation(1));
+      CHECK_FALSE(gg->is_end_of_generation(0));
+      CHECK(gg->bos() == 0);
+    }
     size_t same = 0;
     for (size_t i = 0; i < corpus.size(); ++i) {
       const bool special = i % 2 == 0;  // half the lines each way keeps this test short under ASan

@@ -56,6 +56,13 @@ struct Node {
 };
 
 constexpr uint32_t kUnbounded = 0xFFFFFFFFu;
+// Bounds that keep a hostile pattern from a tokenizer.json from exhausting the stack: the parser
+// recurses per group level, the matcher per iteration of a repeated group (a repeated single
+// character class is matched iteratively and is not limited). Real split patterns need a few
+// levels; past the limit a match attempt fails (documented in regex.hpp).
+constexpr size_t kMaxPatternLength = 1 << 14;
+constexpr size_t kMaxGroupDepth = 64;
+constexpr size_t kMaxMatchDepth = 1024;
 
 }  // namespace
 
@@ -84,6 +91,8 @@ class Parser {
   Expected<int> parse() {
     for (uint32_t cp : cps_)
       if (cp == unicode::kInvalid) return errorf("regex: pattern is not valid UTF-8");
+    if (cps_.size() > kMaxPatternLength)
+      return errorf("regex: pattern of %zu code points is longer than %zu", cps_.size(), kMaxPatternLength);
     auto node = parse_alt();
     if (!node) return node;
     if (pos_ != cps_.size()) return fail("unbalanced ')'");
@@ -186,6 +195,7 @@ class Parser {
   Expected<int> parse_atom() {
     const uint32_t c = peek();
     if (c == '(') {
+      if (++depth_ > kMaxGroupDepth) return fail("groups nested too deeply");
       ++pos_;
       bool look = false, negate = false, fold = false;
       if (peek() == '?') {
@@ -202,6 +212,7 @@ class Parser {
       if (!inner) return inner;
       if (at_end() || peek() != ')') return fail("missing ')'");
       ++pos_;
+      --depth_;
       if (!look) return inner;
       Node n;
       n.kind = Kind::kLookahead;
@@ -406,6 +417,7 @@ class Parser {
   Regex::Program& prog_;
   std::vector<uint32_t> cps_;
   size_t pos_ = 0;
+  size_t depth_ = 0;
   bool fold_ = false;
 };
 
@@ -433,6 +445,7 @@ struct Matcher {
   const uint32_t* cps;
   const uint8_t* props;
   size_t n;
+  mutable size_t depth = 0;  // nesting of match() calls
 
   bool in_set(int set, size_t pos) const { return prog.sets[size_t(set)].contains(cps[pos], props[pos]); }
 
@@ -457,6 +470,14 @@ struct Matcher {
   }
 
   bool match(int id, size_t pos, const Cont& k) const {
+    if (depth >= kMaxMatchDepth) return false;
+    ++depth;
+    const bool r = match_node(id, pos, k);
+    --depth;
+    return r;
+  }
+
+  bool match_node(int id, size_t pos, const Cont& k) const {
     const Node& node = prog.nodes[size_t(id)];
     switch (node.kind) {
       case Kind::kSet:

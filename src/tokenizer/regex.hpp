@@ -8,6 +8,8 @@
 // \w \W`, escapes `\r \n \t \f \v \uXXXX \u{X}`, groups `(...)`, `(?:...)`, `(?i:...)` (ASCII
 // case folding), lookahead `(?=...)`/`(?!...)`, anchors `^ $`, quantifiers `* + ? {m} {m,}
 // {m,n}` and their lazy forms. Anything else is a compile error, never a crash.
+// Limits against hostile patterns: 16k code points, 64 nested groups, and a repeated *group*
+// matches at most a few hundred iterations (repeated character classes such as \p{L}+ are unlimited).
 #pragma once
 
 #include <cstdint>

@@ -13,7 +13,7 @@ else()
 endif()
 set_tests_properties(tokenizer_reference_ids PROPERTIES FIXTURES_SETUP tokenizer_reference TIMEOUT 300)
 set_tests_properties(test_tokenizer_reference PROPERTIES FIXTURES_REQUIRED tokenizer_reference)
-foreach(t test_tokenizer_reference test_tokenizer_vocab)
+foreach(t test_tokenizer_reference test_tokenizer_vocab test_chat)
   target_compile_definitions(${t} PRIVATE SLM_TEST_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 endforeach()
 
