@@ -148,7 +148,22 @@ def _synthetic_unit(r):
     return ("%s-%s" % (t, s), "%s %s" % (t.capitalize(), s))
 
 
+_SYL = ["ax", "bo", "cri", "da", "el", "fen", "gu", "hy", "io", "ka", "lu", "mo", "nix", "or",
+        "pa", "qu", "ru", "sa", "tor", "ul", "vi", "wen", "xe", "zo"]
+_VERBS = ["handle", "submit", "reset", "poll", "probe", "flush", "queue", "update", "map", "free"]
+_NOUNS = ["irq", "ring", "work", "buf", "desc", "port", "ctx", "state", "page", "cmd"]
+
+
+def _synthetic_module(r):
+    name = r.choice(["", "", "snd_", "drm_", "net_", "hid_"]) + "".join(r.choice(_SYL) for _ in range(r.randint(2, 3)))
+    if r.random() < 0.3:
+        name += str(r.randint(1, 99))
+    funcs = ["%s_%s_%s" % (name.split("_")[-1], r.choice(_VERBS), r.choice(_NOUNS)) for _ in range(3)]
+    return (name, funcs)
+
+
 SYNTHETIC = {
+    "module": _synthetic_module,
     "host": _synthetic_host,
     "proc": _synthetic_proc,
     "unit": _synthetic_unit,
@@ -251,7 +266,8 @@ def ev_kernel_warning(ctx):
             "r8169": "drivers/net/ethernet/realtek/r8169_main.c",
             "xhci_hcd": "drivers/usb/host/xhci-ring.c", "snd_hda_intel": "sound/pci/hda/hda_intel.c",
             "nvidia": "nvidia/nv.c", "ath10k_pci": "drivers/net/wireless/ath/ath10k/pci.c",
-            "nfsd": "fs/nfsd/nfs4proc.c", "bluetooth": "net/bluetooth/hci_conn.c"}[mod]
+            "nfsd": "fs/nfsd/nfs4proc.c", "bluetooth": "net/bluetooth/hci_conn.c"}.get(
+                mod, "drivers/%s/%s/%s_main.c" % (ctx.rng.choice(["misc", "net", "gpu", "usb", "block"]), mod, mod))
     lines = [L(0, "kernel", "------------[ cut here ]------------")] if r.random() < 0.5 else []
     lines.append(L(0, "kernel", "WARNING: CPU: %d PID: %d at %s:%d %s%s [%s]" % (
         r.randint(0, 31), pid, path, r.randint(80, 4000), funcs[0], ctx.off(), mod)))

@@ -38,7 +38,7 @@ FULL_CONFIG = dict(
     intermediate_size=768, moe_intermediate_size=256, n_routed_experts=8, num_experts_per_tok=2,
     n_shared_experts=1, first_k_dense_replace=1, routed_scaling_factor=2.5, norm_topk_prob=True,
     scoring_func="sigmoid", topk_method="noaux_tc", n_group=1, topk_group=1, rope_theta=10000.0,
-    rms_norm_eps=1e-6, max_position_embeddings=1024, tie_word_embeddings=False,
+    rms_norm_eps=1e-6, max_position_embeddings=1024, tie_word_embeddings=True,
 )
 # For development and tests: minutes on one core. Every matrix row length (and the k_b/v_b
 # split of kv_b_proj) stays a multiple of 32, so it quantizes to Q8_0 like the full model.
