@@ -6,10 +6,11 @@
 # in tokens per second of wall clock and, for shared machines, per CPU-second of the process.
 #
 # usage: benchmarks/compare.sh -m MODEL.gguf [-p 512] [-n 128] [-t 1,2] [-r 3] [--rounds 2]
-#                              [--build DIR] [--isa NAME]
+#                              [--build DIR] [--isa NAME] [--keep DIR]
+#        benchmarks/compare.sh --from DIR   (only the table, from the JSON files a --keep run left)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-model="" prompt=512 gen=128 threads=1 reps=3 rounds=2 build="$root/build" isa=""
+model="" prompt=512 gen=128 threads=1 reps=3 rounds=2 build="$root/build" isa="" keep="" from=""
 while [ $# -gt 0 ]; do
   case "$1" in
     -m) model="$2"; shift 2 ;;
@@ -20,16 +21,28 @@ while [ $# -gt 0 ]; do
     --rounds) rounds="$2"; shift 2 ;;
     --build) build="$2"; shift 2 ;;
     --isa) isa="$2"; shift 2 ;;
-    -h|--help) sed -n 2,9p "$0"; exit 0 ;;
+    --keep) keep="$2"; shift 2 ;;
+    --from) from="$2"; shift 2 ;;
+    -h|--help) sed -n 2,10p "$0"; exit 0 ;;
     *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-[ -n "$model" ] || { echo "compare.sh: no model (-m FILE)" >&2; exit 2; }
-[ -f "$model" ] || { echo "compare.sh: $model: no such file" >&2; exit 1; }
-bench="$build/tools/slm-bench"
-[ -x "$bench" ] || { echo "compare.sh: $bench not built (cmake --build $build --target slm-bench)" >&2; exit 1; }
-out="$(mktemp -d)"
-trap 'rm -rf "$out"' EXIT
+if [ -n "$from" ]; then
+  out="$from"
+  rounds=0
+else
+  [ -n "$model" ] || { echo "compare.sh: no model (-m FILE)" >&2; exit 2; }
+  [ -f "$model" ] || { echo "compare.sh: $model: no such file" >&2; exit 1; }
+  bench="$build/tools/slm-bench"
+  [ -x "$bench" ] || { echo "compare.sh: $bench not built (cmake --build $build --target slm-bench)" >&2; exit 1; }
+  if [ -n "$keep" ]; then
+    mkdir -p "$keep"
+    out="$keep"
+  else
+    out="$(mktemp -d)"
+    trap 'rm -rf "$out"' EXIT
+  fi
+fi
 
 isa_args=()
 [ -n "$isa" ] && isa_args=(--isa "$isa")
@@ -50,6 +63,7 @@ const dir = process.argv[2];
 const pool = {};  // key -> {slm: [t/s...], llama: [...], slmCpu: [t per CPU-s...], llamaCpu: [...]}
 let variant = "?", isa = "?", type = "?";
 for (const f of fs.readdirSync(dir).sort()) {
+  if (!/^(slm|llama)-.*\.json$/.test(f) || fs.statSync(path.join(dir, f)).size === 0) continue;
   const engine = f.startsWith("slm-") ? "slm" : "llama";
   for (const r of JSON.parse(fs.readFileSync(path.join(dir, f), "utf8"))) {
     const test = r.n_prompt > 0 ? `pp${r.n_prompt}` : `tg${r.n_gen}`;
