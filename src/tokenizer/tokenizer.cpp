@@ -511,7 +511,7 @@ Expected<Tokenizer> build_tokenizer(Vocabulary v) {
 
   // End-of-generation ids: the model's EOS/EOT/EOM and the family end tokens it has.
   static const char* const kEndTexts[] = {
-      "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>",  // <｜end▁of▁sentence｜>
+      ("<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>"),  // <｜end▁of▁sentence｜>
       "<|eot_id|>", "<|eom_id|>", "<|end_of_text|>", "<|im_end|>", "<|endoftext|>", "</s>", "<|end|>"};
   for (int32_t id : {m.eos, m.eot, m.eom})
     if (id >= 0) m.eog.push_back(id);
