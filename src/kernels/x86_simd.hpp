@@ -14,6 +14,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
@@ -486,10 +487,83 @@ float dot_float_row(const uint8_t* row, const uint8_t* act_row, int64_t n) {
   return sum;
 }
 
+// GEMM for float weights (prefill): a panel of 16 rows x 256 k is widened to f32 and transposed
+// (panel[k][row]) once, then each 16-row x 6-token register tile does one FMA per 8 products:
+//   acc[t][rows] = fma(panel[k][rows], broadcast(x[t][k]), acc[t][rows])   for k in order,
+// so each output is a sequential FMA chain over k whatever the tiling (the K chunks go through
+// y exactly). 12 accumulators + 2 weight vectors + 1 broadcast fit AVX2's 16 registers.
+constexpr int kFloatPanelRows = 16;
+constexpr int kFloatChunk = 256;
+constexpr int kFloatTileTokens = 6;
+constexpr int64_t kFloatMinGemmTokens = 4;
+
+template <int NT>
+void float_gemm_tile(const float* panel, int nk, const float* x, int64_t ldx, float* y, int64_t ldy, bool first,
+                     int n_rows) {
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i mask0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(n_rows), idx);
+  const __m256i mask1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(n_rows - 8), idx);
+  __m256 acc0[NT], acc1[NT];
+#pragma GCC unroll 6
+  for (int t = 0; t < NT; ++t) {
+    acc0[t] = first ? _mm256_setzero_ps() : _mm256_maskload_ps(y + t * ldy, mask0);
+    acc1[t] = first ? _mm256_setzero_ps() : _mm256_maskload_ps(y + t * ldy + 8, mask1);
+  }
+  for (int k = 0; k < nk; ++k) {
+    const __m256 w0 = _mm256_load_ps(panel + k * kFloatPanelRows);
+    const __m256 w1 = _mm256_load_ps(panel + k * kFloatPanelRows + 8);
+#pragma GCC unroll 6
+    for (int t = 0; t < NT; ++t) {
+      const __m256 xv = _mm256_broadcast_ss(x + t * ldx + k);
+      acc0[t] = _mm256_fmadd_ps(w0, xv, acc0[t]);
+      acc1[t] = _mm256_fmadd_ps(w1, xv, acc1[t]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int t = 0; t < NT; ++t) {
+    _mm256_maskstore_ps(y + t * ldy, mask0, acc0[t]);
+    _mm256_maskstore_ps(y + t * ldy + 8, mask1, acc1[t]);
+  }
+}
+
 template <class L>
 void rows_float(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride,
                 int64_t n_tokens, float* y, int64_t ldy) {
-  rows_loop(w, r0, r1, act, act_stride, n_tokens, y, ldy, dot_float_row<L>);
+  if (n_tokens < kFloatMinGemmTokens) {
+    rows_loop(w, r0, r1, act, act_stride, n_tokens, y, ldy, dot_float_row<L>);
+    return;
+  }
+  using TileFn = void (*)(const float*, int, const float*, int64_t, float*, int64_t, bool, int);
+  constexpr TileFn tiles[kFloatTileTokens + 1] = {nullptr,
+                                                  float_gemm_tile<1>,
+                                                  float_gemm_tile<2>,
+                                                  float_gemm_tile<3>,
+                                                  float_gemm_tile<4>,
+                                                  float_gemm_tile<5>,
+                                                  float_gemm_tile<6>};
+  const auto* x = static_cast<const float*>(act);
+  const int64_t ldx = static_cast<int64_t>(act_stride / sizeof(float));
+  alignas(32) float panel[kFloatChunk * kFloatPanelRows];
+  for (int64_t r = r0; r < r1; r += kFloatPanelRows) {
+    const int n = static_cast<int>(std::min<int64_t>(kFloatPanelRows, r1 - r));
+    for (int64_t k0 = 0; k0 < w.n_cols; k0 += kFloatChunk) {
+      const int nk = static_cast<int>(std::min<int64_t>(kFloatChunk, w.n_cols - k0));
+      for (int i = 0; i < kFloatPanelRows; ++i) {  // rows past n repeat the last (never stored)
+        const auto* row = static_cast<const uint8_t*>(w.data) + static_cast<size_t>(r + std::min(i, n - 1)) * w.row_stride;
+        int k = 0;
+        for (; k + 8 <= nk; k += 8) {
+          alignas(32) float v[8];
+          _mm256_store_ps(v, L::load8(row, k0 + k));
+          for (int j = 0; j < 8; ++j) panel[(k + j) * kFloatPanelRows + i] = v[j];
+        }
+        for (; k < nk; ++k) panel[k * kFloatPanelRows + i] = L::load1(row, k0 + k);
+      }
+      for (int64_t t = 0; t < n_tokens; t += kFloatTileTokens) {
+        const int nt = static_cast<int>(std::min<int64_t>(kFloatTileTokens, n_tokens - t));
+        tiles[nt](panel, nk, x + t * ldx + k0, ldx, y + t * ldy + r, ldy, k0 == 0, n);
+      }
+    }
+  }
 }
 
 #if defined(__AVX512F__) && defined(__AVX512BW__)
