@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
@@ -473,4 +474,60 @@ TEST_CASE("stories260K.gguf (../shared): the golden prompt ids") {
   CHECK(t->n_vocab() == 512);
   CHECK(enc(*t, "Once upon a time", false, true) == std::vector<int32_t>{1, 403, 407, 261, 378});
   CHECK(t->decode(std::vector<int32_t>{1, 403, 407, 261, 378}, {.skip_special = true}) == "Once upon a time");
+}
+
+// The Unicode Character Database's own NFC conformance test (Debian's unicode-data ships it
+// compressed; bzcat reads it). Every line: c2 == NFC(c1) == NFC(c2) == NFC(c3), c4 == NFC(c4) == NFC(c5).
+TEST_CASE("unicode: NFC passes NormalizationTest.txt") {
+  const char* path = "/usr/share/unicode/NormalizationTest.txt.bz2";
+  if (!std::filesystem::exists(path)) {
+    MESSAGE(path << " is absent (package unicode-data): the NFC conformance test did not run");
+    return;
+  }
+  FILE* p = popen((std::string("bzcat ") + path + " 2>/dev/null").c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string text;
+  char buf[1 << 16];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) text.append(buf, n);
+  const int rc = pclose(p);
+  if (rc != 0 || text.empty()) {
+    MESSAGE("bzcat could not read " << path << ": the NFC conformance test did not run");
+    return;
+  }
+  auto field = [](std::string_view f) {  // "0044 0307" -> UTF-8
+    std::string s;
+    size_t i = 0;
+    while (i < f.size()) {
+      while (i < f.size() && f[i] == ' ') ++i;
+      size_t j = i;
+      while (j < f.size() && f[j] != ' ') ++j;
+      if (j > i) s += utf8(uint32_t(std::stoul(std::string(f.substr(i, j - i)), nullptr, 16)));
+      i = j;
+    }
+    return s;
+  };
+  size_t lines = 0, bad = 0;
+  std::string_view all = text;
+  while (!all.empty()) {
+    const size_t nl = all.find('\n');
+    std::string_view line = all.substr(0, nl);
+    all = nl == std::string_view::npos ? std::string_view() : all.substr(nl + 1);
+    line = line.substr(0, line.find('#'));
+    if (line.empty() || line[0] == '@') continue;
+    std::vector<std::string> c;
+    for (size_t k = 0; k < 5; ++k) {
+      const size_t semi = line.find(';');
+      if (semi == std::string_view::npos) break;
+      c.push_back(field(line.substr(0, semi)));
+      line.remove_prefix(semi + 1);
+    }
+    if (c.size() != 5) continue;
+    ++lines;
+    const bool ok = uc::to_nfc(c[0]) == c[1] && uc::to_nfc(c[1]) == c[1] && uc::to_nfc(c[2]) == c[1] &&
+                    uc::to_nfc(c[3]) == c[3] && uc::to_nfc(c[4]) == c[3];
+    bad += !ok;
+  }
+  MESSAGE("NormalizationTest: " << lines << " lines, " << bad << " NFC mismatches");
+  CHECK(lines > 15000);
+  CHECK(bad == 0);
 }
