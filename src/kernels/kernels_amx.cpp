@@ -5,13 +5,17 @@
 
 #include "kernels/x86_simd.hpp"
 
-#if !defined(__AMX_TILE__) || !defined(__AMX_INT8__) || !defined(__AVX512VNNI__)
+// GCC spells the feature macros __AMX_TILE__ / __AMX_INT8__, clang __AMXTILE__ / __AMXINT8__.
+#if !(defined(__AMX_TILE__) || defined(__AMXTILE__)) || !(defined(__AMX_INT8__) || defined(__AMXINT8__)) || \
+    !defined(__AVX512VNNI__)
 #error "kernels_amx.cpp needs -mamx-tile -mamx-int8 and the AVX-512 VNNI flags"
 #endif
 
 // GCC 12 reports the _mm512_undefined_* operand inside its own intrinsics as maybe-uninitialized
 // (a false positive).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 namespace slm::kernels::detail {
 namespace {

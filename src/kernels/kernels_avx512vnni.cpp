@@ -6,7 +6,9 @@
 
 // GCC 12 reports the _mm512_undefined_* operand inside its own broadcast/convert intrinsics as
 // maybe-uninitialized (a false positive); nothing in this file reads uninitialised data.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #if !defined(__AVX512VNNI__) || !defined(__AVX512BW__) || !defined(__AVX512VL__)
 #error "kernels_avx512vnni.cpp needs -mavx512f -mavx512bw -mavx512vl -mavx512vnni"
