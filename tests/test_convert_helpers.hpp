@@ -317,6 +317,93 @@ inline Checkpoint write_dense_checkpoint(const fs::path& dir, DenseSpec s) {
   return c;
 }
 
+// A tiny DeepSeek-V3 checkpoint (MLA, sigmoid MoE with a selection bias, a dense first layer,
+// optionally an MTP layer past num_hidden_layers).
+
+struct DsSpec {
+  int64_t n_embd = 256, n_layer = 2, n_ff = 512, n_head = 4, q_lora = 0, kv_lora = 64, nope = 32, rope = 16,
+          v_dim = 32, n_expert = 4, n_shared = 1, moe_ff = 256, n_vocab = 0;
+};
+
+inline Checkpoint write_deepseek(const fs::path& dir, DsSpec d, bool with_mtp) {
+  const TinyTokenizer tok = tiny_tokenizer();
+  d.n_vocab = static_cast<int64_t>(tok.tokens.size());
+  Checkpoint c;
+  Rng rng(11);
+  std::vector<StTensor> ts;
+  auto add = [&](const std::string& n, std::vector<int64_t> shape, float scale, float offset = 0.0f) {
+    size_t count = 1;
+    for (int64_t x : shape) count *= static_cast<size_t>(x);
+    std::vector<float> v = rng.normals(count, scale);
+    for (float& x : v) x += offset;
+    c.w[n] = v;
+    c.shape[n] = shape;
+    ts.push_back(st_tensor(n, "F32", shape, v));
+  };
+  const float ws = 1.0f / 16.0f;
+  add("model.embed_tokens.weight", {d.n_vocab, d.n_embd}, 1.0f);
+  const int64_t layers = d.n_layer + (with_mtp ? 1 : 0);
+  for (int64_t i = 0; i < layers; ++i) {
+    const std::string l = "model.layers." + std::to_string(i) + ".";
+    add(l + "input_layernorm.weight", {d.n_embd}, 0.1f, 1.0f);
+    if (d.q_lora > 0) {
+      add(l + "self_attn.q_a_proj.weight", {d.q_lora, d.n_embd}, ws);
+      add(l + "self_attn.q_a_layernorm.weight", {d.q_lora}, 0.1f, 1.0f);
+      add(l + "self_attn.q_b_proj.weight", {d.n_head * (d.nope + d.rope), d.q_lora}, ws);
+    } else {
+      add(l + "self_attn.q_proj.weight", {d.n_head * (d.nope + d.rope), d.n_embd}, ws);
+    }
+    add(l + "self_attn.kv_a_proj_with_mqa.weight", {d.kv_lora + d.rope, d.n_embd}, ws);
+    add(l + "self_attn.kv_a_layernorm.weight", {d.kv_lora}, 0.1f, 1.0f);
+    add(l + "self_attn.kv_b_proj.weight", {d.n_head * (d.nope + d.v_dim), d.kv_lora}, ws);
+    add(l + "self_attn.o_proj.weight", {d.n_embd, d.n_head * d.v_dim}, ws);
+    add(l + "post_attention_layernorm.weight", {d.n_embd}, 0.1f, 1.0f);
+    if (i == 0) {
+      add(l + "mlp.gate_proj.weight", {d.n_ff, d.n_embd}, ws);
+      add(l + "mlp.up_proj.weight", {d.n_ff, d.n_embd}, ws);
+      add(l + "mlp.down_proj.weight", {d.n_embd, d.n_ff}, ws);
+      continue;
+    }
+    add(l + "mlp.gate.weight", {d.n_expert, d.n_embd}, ws);
+    add(l + "mlp.gate.e_score_correction_bias", {d.n_expert}, 0.01f);
+    for (int64_t e = 0; e < d.n_expert; ++e) {
+      const std::string x = l + "mlp.experts." + std::to_string(e) + ".";
+      add(x + "gate_proj.weight", {d.moe_ff, d.n_embd}, ws);
+      add(x + "up_proj.weight", {d.moe_ff, d.n_embd}, ws);
+      add(x + "down_proj.weight", {d.n_embd, d.moe_ff}, ws);
+    }
+    add(l + "mlp.shared_experts.gate_proj.weight", {d.moe_ff, d.n_embd}, ws);
+    add(l + "mlp.shared_experts.up_proj.weight", {d.moe_ff, d.n_embd}, ws);
+    add(l + "mlp.shared_experts.down_proj.weight", {d.n_embd, d.moe_ff}, ws);
+  }
+  add("model.norm.weight", {d.n_embd}, 0.1f, 1.0f);
+  add("lm_head.weight", {d.n_vocab, d.n_embd}, ws);
+  fs::create_directories(dir);
+  write_safetensors(dir / "model.safetensors", ts);
+  char cfg[2048];
+  std::snprintf(cfg, sizeof cfg,
+                "{\"architectures\":[\"DeepseekV3ForCausalLM\"],\"model_type\":\"deepseek_v3\",\"vocab_size\":%lld,"
+                "\"hidden_size\":%lld,\"num_hidden_layers\":%lld,\"intermediate_size\":%lld,"
+                "\"num_attention_heads\":%lld,\"num_key_value_heads\":%lld,\"q_lora_rank\":%s,\"kv_lora_rank\":%lld,"
+                "\"qk_nope_head_dim\":%lld,\"qk_rope_head_dim\":%lld,\"v_head_dim\":%lld,\"n_routed_experts\":%lld,"
+                "\"n_shared_experts\":%lld,\"num_experts_per_tok\":2,\"moe_intermediate_size\":%lld,"
+                "\"first_k_dense_replace\":1,\"moe_layer_freq\":1,\"routed_scaling_factor\":2.5,\"n_group\":1,"
+                "\"topk_group\":1,\"norm_topk_prob\":true,\"scoring_func\":\"sigmoid\",\"topk_method\":\"noaux_tc\","
+                "\"rope_theta\":10000,\"rms_norm_eps\":1e-6,\"max_position_embeddings\":4096,"
+                "\"num_nextn_predict_layers\":%d,\"tie_word_embeddings\":false,\"rope_scaling\":null}",
+                static_cast<long long>(d.n_vocab), static_cast<long long>(d.n_embd), static_cast<long long>(d.n_layer),
+                static_cast<long long>(d.n_ff), static_cast<long long>(d.n_head), static_cast<long long>(d.n_head),
+                d.q_lora > 0 ? std::to_string(d.q_lora).c_str() : "null", static_cast<long long>(d.kv_lora), static_cast<long long>(d.nope), static_cast<long long>(d.rope),
+                static_cast<long long>(d.v_dim), static_cast<long long>(d.n_expert), static_cast<long long>(d.n_shared),
+                static_cast<long long>(d.moe_ff), with_mtp ? 1 : 0);
+  write_file(dir / "config.json", cfg);
+  write_file(dir / "tokenizer.json", tokenizer_json(tok, std::string(
+      R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)")));
+  write_file(dir / "tokenizer_config.json", tokenizer_config_json());
+  return c;
+}
+
+
 // ============================================================================================
 // Hugging Face's forward pass, in double (LlamaForCausalLM / Qwen2ForCausalLM semantics:
 // rotate_half RoPE on the un-permuted projections)

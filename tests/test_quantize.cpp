@@ -382,15 +382,25 @@ TEST_CASE("quantize: llama.cpp's quantizer (prebuilt libllama) picks the same ty
   REQUIRE((init && defaults && quantize));
   init();
   const fs::path dir = temp_dir("quant-llama");
-  const fs::path in = make_llama_f32(dir);
-  auto src = gguf::File::open(in.string());
-  REQUIRE(src.ok());
-  for (const std::string& name : kTargets) {
+  // The llama model for every target; the DeepSeek-V3 one (MoE ffn_down_exps/_shexp layers read
+  // from the names, attn_k_b/attn_v_b rows of 32/64 falling back) for the K mixes and Q4_0.
+  write_deepseek(dir / "ds", DsSpec{}, false);
+  conv::ConvertOptions co;
+  co.outtype = "F32";
+  REQUIRE(conv::convert_hf((dir / "ds").string(), (dir / "ds.gguf").string(), co, nullptr).ok());
+  std::vector<std::pair<fs::path, std::string>> jobs;
+  const fs::path llama_in = make_llama_f32(dir);
+  for (const std::string& name : kTargets) jobs.push_back({llama_in, name});
+  for (const char* name : {"Q4_K_M", "Q4_K_S", "Q5_K_M", "Q6_K", "Q4_0"}) jobs.push_back({dir / "ds.gguf", name});
+  for (const auto& [in, name] : jobs) {
+    CAPTURE(in.string());
     CAPTURE(name);
+    auto src = gguf::File::open(in.string());
+    REQUIRE(src.ok());
     LlamaQuantParams p = defaults();
     p.nthread = 1;
     p.ftype = static_cast<int32_t>(kFtype.at(name));
-    const fs::path theirs = dir / ("llama-" + name + ".gguf"), ours = dir / ("slm-" + name + ".gguf");
+    const fs::path theirs = dir / "theirs.gguf", ours = dir / "ours.gguf";
     REQUIRE(quantize(in.c_str(), theirs.c_str(), &p) == 0);
     conv::QuantizeOptions o;
     o.target = conv::parse_target(name).value();
