@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Seeded generator of Linux log excerpts paired with short explanations.
 
-Each example is one log excerpt (3-14 lines, one timestamp style) holding zero, one or two
-incidents of the kinds in KINDS plus routine noise lines, and an explanation in the DeepSeek-R1
+Each example is one log excerpt (3-13 lines, one timestamp style) holding zero, one or two
+incidents of the kinds in INCIDENT_KINDS plus routine noise lines, and an explanation in the DeepSeek-R1
 chat format: the user turn holds the excerpt, the assistant turn a brief reasoning inside
 <think>...</think> and then a 2-4 sentence answer (what happened, how severe, what to check).
 
