@@ -226,6 +226,17 @@ Expected<Config> read_config(const gguf::File& f) {
     }
   }
   c.kq_scale = static_cast<float>(softmax_scale(c));
+  // Products of these sizes index buffers: keep each far below where they could overflow
+  // (real models: at most ~129k vocab, 18432 FFN, 256 experts).
+  const std::pair<const char*, int64_t> dims[] = {
+      {"embedding_length", c.n_embd}, {"attention.head_count", c.n_head}, {"feed_forward_length", c.n_ff},
+      {"attention.q_lora_rank", c.q_lora_rank}, {"attention.kv_lora_rank", c.kv_lora_rank},
+      {"attention.key_length", c.qk_head()}, {"attention.value_length", c.v_head}, {"expert_count", c.n_expert},
+      {"expert_feed_forward_length", c.n_ff_exp}, {"expert_shared_count", c.n_expert_shared},
+      {"block_count", c.n_layer}};
+  for (const auto& [k, v] : dims)
+    if (v > (int64_t{1} << 20)) return errorf("key '%s': %lld is implausibly large (limit 2^20)", key(k).c_str(), static_cast<long long>(v));
+  if (c.n_vocab > (int64_t{1} << 24)) return errorf("vocabulary size %lld is implausibly large (limit 2^24)", static_cast<long long>(c.n_vocab));
 
   if (f.find(key("vocab_size"))) {
     SLM_TRY(req("vocab_size", &c.n_vocab));
@@ -567,6 +578,12 @@ class Deepseek2Model final : public Model {
     if (p.n_threads <= 0 || p.n_threads > 1024) return errorf("context: n_threads must be in [1, 1024], got %d", p.n_threads);
     if (p.kv_type == KvType::Q8_0) return errorf("context: KV cache type Q8_0 is not supported yet (use F16 or F32)");
     const Config& c = config_;
+    // The largest buffers, in double first: a context that cannot be addressed is an error.
+    const double biggest = std::max({static_cast<double>(c.n_layer) * p.n_ctx * static_cast<double>(c.cache_row()) * 4.0,
+                                     static_cast<double>(p.n_batch) * static_cast<double>(c.n_head) * static_cast<double>(c.cache_row()) * 4.0,
+                                     static_cast<double>(c.n_head) * p.n_ctx * 4.0});
+    if (biggest > 0x1p50)
+      return errorf("context: n_ctx %d with n_batch %d needs more than 2^50 bytes for this model", p.n_ctx, p.n_batch);
     const size_t B = static_cast<size_t>(p.n_batch), T = static_cast<size_t>(p.n_ctx), H = static_cast<size_t>(c.n_head);
     const size_t E = static_cast<size_t>(c.n_embd), R = static_cast<size_t>(c.cache_row());
     ContextPlan plan;
