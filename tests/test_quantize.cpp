@@ -359,7 +359,7 @@ struct LlamaQuantParams {  // llama_model_quantize_params: the leading fields, t
   char rest[512];
 };
 
-std::string libllama_path() {
+[[maybe_unused]] std::string libllama_path() {
   return (node_dir() / "node_modules/@node-llama-cpp/linux-x64/bins/linux-x64/libllama.v0.4.0.so").string();
 }
 
