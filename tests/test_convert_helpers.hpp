@@ -612,3 +612,48 @@ await llama.dispose();
 }
 
 }  // namespace testconv
+
+namespace testconv {
+
+// Tokenizes `texts` with llama.cpp using the vocabulary of `model` (no special-token parsing, no
+// BOS, as llama.cpp's test-tokenizer-0); one id list per text, or an empty result on failure.
+inline std::vector<std::vector<int64_t>> llama_tokenize(const std::string& model, const std::vector<std::string>& texts,
+                                                         const fs::path& work) {
+  static const char* kScript = R"JS(
+import {pathToFileURL} from "node:url";
+import {readFileSync} from "node:fs";
+const [nlc, modelPath, textsPath] = process.argv.slice(2);
+const {getLlama} = await import(pathToFileURL(nlc).href);
+const llama = await getLlama({gpu: false, build: "never", logLevel: "error", progressLogs: false});
+const model = await llama.loadModel({modelPath});
+const out = JSON.parse(readFileSync(textsPath, "utf8")).map((t) => Array.from(model.tokenize(t, false)));
+process.stdout.write(JSON.stringify(out) + "\n");
+await model.dispose();
+await llama.dispose();
+)JS";
+  write_file(work / "tokenize.mjs", kScript);
+  std::string arr = "[";
+  for (size_t i = 0; i < texts.size(); ++i) arr += (i ? "," : "") + slm::json::quote(texts[i]);
+  write_file(work / "texts.json", arr + "]");
+  const std::string cmd = "node " + (work / "tokenize.mjs").string() + " " +
+                          (node_dir() / "node_modules" / "node-llama-cpp" / "dist" / "index.js").string() + " " + model +
+                          " " + (work / "texts.json").string() + " 2>" + (work / "node-tok.err").string();
+  std::vector<std::vector<int64_t>> result;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return result;
+  std::string out;
+  char buf[65536];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  pclose(p);
+  auto doc = slm::json::parse(out);
+  if (!doc || !doc->is_array()) return result;
+  for (const auto& a : doc->items()) {
+    std::vector<int64_t> ids;
+    for (const auto& x : a.items()) ids.push_back(x.as_int());
+    result.push_back(ids);
+  }
+  return result;
+}
+
+}  // namespace testconv
