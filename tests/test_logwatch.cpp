@@ -275,8 +275,9 @@ TEST_CASE("the rendered prompt: R1 template, system prompt, the burst's lines an
 
 TEST_CASE("budgets: tokens per explanation, rate limit, threads, priority, memory") {
   if (!has_tool()) return;
-  // Real generation on every burst: tokens per explanation, threads.
-  Run r = run("--input " + log_path("mixed.log") + " --no-follow --format json --max-tokens 6 --rate 100 --threads 3");
+  // Real generation: tokens per explanation, threads.
+  Run r = run("--input " + log_path("mixed.log") + " --no-follow --format json --max-tokens 6 --rate 100 --threads 3 "
+              "--burst-max-lines 3");
   REQUIRE_MESSAGE(r.status == 0, r.out);
   auto start = records(r.out, "start");
   REQUIRE(start.size() == 1);

@@ -98,6 +98,15 @@ std::string install_seccomp() {
   for (long nr : {SYS_read, SYS_readv, SYS_pread64, SYS_close, SYS_fstat, SYS_newfstatat, SYS_statx, SYS_lseek,
                   SYS_fcntl, SYS_ppoll, SYS_pselect6, SYS_getdents64})
     f.allow(nr);
+#ifdef SLM_SANITIZER_RUNTIME
+  // Sanitizer builds only: the runtime probes memory by writing it into a pipe (UBSan's vptr
+  // check, ASan's reports), reads /proc/self/exe to symbolize and unsets the signal stack of
+  // an exiting thread.
+  for (long nr : {SYS_pipe2, SYS_write, SYS_readlinkat, SYS_sigaltstack}) f.allow(nr);
+#if defined(__x86_64__)
+  for (long nr : {SYS_pipe, SYS_readlink}) f.allow(nr);
+#endif
+#endif
   f.allow_if_arg(SYS_write, 0, 1, 2);
   f.allow_if_arg(SYS_writev, 0, 1, 2);
   f.allow_without(SYS_openat, 2, kWriteFlags);
