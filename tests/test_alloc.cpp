@@ -242,3 +242,40 @@ TEST_CASE("model memory estimate on the real stories260K model (../shared)") {
   slm_context_free(ctx);
   slm_model_free(model);
 }
+
+// deepseek2 keeps a routing record per evaluated token that grows to the longest eval so far
+// (src/model/deepseek2.cpp, Deepseek2Context::eval, routing_): one allocation the first time a
+// prompt is longer than any before. The warm-up prefills a prompt of the same length; what is
+// checked is that decoding allocates nothing per token.
+TEST_CASE("deepseek2 (MLA + MoE): no allocation per generated token") {
+  for (const char* preset : {"tiny", "tiny-lite"}) {
+    CAPTURE(preset);
+    auto spec = slm::mkmodel::preset(preset, "deepseek2");
+    REQUIRE(spec.ok());
+    spec->type = "F32";
+    capi_test::Model m(*spec);
+    slm_context_params p = capi_test::greedy_params(256, 2);
+    p.sampler.temperature = 0.9f;
+    capi_test::Context ctx(m.model, p);
+    const std::vector<int32_t> prompt = {1, 2, 3, 4, 5, 6, 7, 8};
+    REQUIRE(slm_prefill(ctx.ctx, prompt.data(), prompt.size()) == SLM_OK);  // workers started, routing sized
+    REQUIRE(slm_context_reset(ctx.ctx) == SLM_OK);
+    slm_generate_params gp = slm_generate_default_params();
+    long generated = 0, calls = 0, allocs = 0;
+    {
+      Counting counting;
+      while (generated < 64 && calls < 100) {
+        gp.max_tokens = static_cast<int32_t>(64 - generated);
+        slm_generate_result r{};
+        if (slm_generate(ctx.ctx, calls == 0 ? prompt.data() : nullptr, calls == 0 ? prompt.size() : 0, &gp, &r) != SLM_OK)
+          break;
+        generated += r.n_generated;
+        ++calls;
+      }
+      allocs = counting.allocs();
+    }
+    REQUIRE_MESSAGE(generated == 64, slm_context_error(ctx.ctx));
+    MESSAGE("deepseek2 " << std::string(preset) << ": " << allocs << " heap allocations over 64 tokens");
+    CHECK(allocs == 0);
+  }
+}

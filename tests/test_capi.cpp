@@ -471,3 +471,18 @@ TEST_CASE("text stream: reasoning split with tags across pieces") {
   o = stream({"<think>x</think>y"}, false, false);  // no split: text as is
   CHECK(o.answer == "<think>x</think>y");
 }
+
+TEST_CASE("mlock: the weights are locked, or the refusal is a status naming mlock") {
+  auto bytes = capi_test::model_bytes(small_spec());
+  slm_model_params mp = slm_model_default_params();
+  mp.use_mlock = 1;
+  slm_model* m = nullptr;
+  const slm_status st = slm_model_load_buffer(bytes.data(), bytes.size(), &mp, &m);
+  if (st == SLM_OK) {
+    slm_model_free(m);
+  } else {
+    CHECK(st == SLM_ERR_NO_MEMORY);  // RLIMIT_MEMLOCK too low for an unprivileged user
+    CHECK(std::string(slm_last_error()).find("mlock") != std::string::npos);
+    CHECK(m == nullptr);
+  }
+}

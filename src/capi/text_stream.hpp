@@ -73,7 +73,7 @@ class TextStream {
   int push(std::string_view piece, Emit&& emit) {
     if (piece.size() + n_pending_ > in_.size()) piece = piece.substr(0, in_.size() - n_pending_);  // never: sized to the vocab
     std::memcpy(in_.data(), pending_, n_pending_);
-    std::memcpy(in_.data() + n_pending_, piece.data(), piece.size());
+    if (!piece.empty()) std::memcpy(in_.data() + n_pending_, piece.data(), piece.size());
     const size_t n = complete_utf8(in_.data(), n_pending_ + piece.size());
     return route(utf8_.data(), n, emit);
   }
