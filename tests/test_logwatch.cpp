@@ -358,6 +358,45 @@ TEST_CASE("stdin (journalctl piped in) and a followed file (tail -F with rotatio
   std::remove(out.c_str());
 }
 
+TEST_CASE("/dev/kmsg when readable: starts, reads under the sandbox, stops on SIGTERM") {
+  if (!has_tool()) return;
+  FILE* k = std::fopen("/dev/kmsg", "r");
+  if (k == nullptr) {
+    MESSAGE("/dev/kmsg is not readable here: the --kmsg check did not run");
+    return;
+  }
+  std::fclose(k);
+  const std::string out = std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") + "/slm_logwatch_kmsg_" +
+                          std::to_string(getpid()) + ".out";
+  const std::string cmd = "ASAN_OPTIONS=detect_leaks=0 exec " + std::string(SLM_LOGWATCH_TOOL) + " --model " +
+                          model_path() + " --no-idle --kmsg-from-start --dry-run --format json > " + out + " 2>&1";
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  bool started = false;
+  for (int i = 0; i < 300 && !started; ++i) {
+    std::ifstream f(out);
+    std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    started = s.find("\"sandbox\":\"seccomp\"") != std::string::npos;
+    if (!started) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  CHECK(started);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // reads the ring under the filter
+  kill(pid, SIGTERM);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  std::ifstream f(out);
+  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  INFO(s);
+  CHECK(WIFEXITED(st));
+  CHECK(WEXITSTATUS(st) == 0);
+  CHECK(s.find("\"type\":\"end\"") != std::string::npos);
+  std::remove(out.c_str());
+}
+
 TEST_CASE("sandbox: after loading, exec, sockets, fork, writing files and executable memory are refused") {
   if (!has_tool()) return;
   const std::string target = std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") +
