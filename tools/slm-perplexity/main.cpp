@@ -34,7 +34,8 @@ const char* kUsage =
     "      --stride S       window advance (default CTX/2)\n"
     "      --kl-base FILE   also evaluate this base model (e.g. the F32/F16 original) on the same\n"
     "                       windows and report KL(base || model) per scored token: mean +- stderr,\n"
-    "                       median, p99, max, and the share of tokens whose top token agrees\n"
+    "                       median, p99, max, the share of tokens whose top token agrees, and\n"
+    "                       ln(PPL/base PPL) +- its paired stderr\n"
     "  -o, --output text|json  output format (default text; json: one object on stdout)\n"
     "  -t, --threads N      threads (default 1)\n"
     "      --kv f16|f32     KV cache type (default f16)\n"
@@ -252,6 +253,11 @@ int run(const Options& o) {
   std::vector<double> kl_sorted = kl;
   std::sort(kl_sorted.begin(), kl_sorted.end());
   const MeanStderr sb = mean_stderr(base_nll);
+  // ln(PPL(model) / PPL(base)) as the mean of paired per-token NLL differences: its error is
+  // much smaller than either PPL's, since both models see the same tokens.
+  std::vector<double> delta(base_nll.size());
+  for (size_t i = 0; i < delta.size(); ++i) delta[i] = nll[i] - base_nll[i];
+  const MeanStderr sd = mean_stderr(delta);
   const double same_top_pct = kl.empty() ? 0 : 100.0 * static_cast<double>(same_top) / static_cast<double>(kl.size());
 
   if (text_out) {
@@ -260,6 +266,7 @@ int run(const Options& o) {
     std::printf("PPL = %.4f +/- %.4f (mean NLL %.6f +/- %.6f)\n", ppl, ppl_err, s.mean, s.stderr_);
     if (base.ctx) {
       std::printf("base PPL = %.4f +/- %.4f\n", std::exp(sb.mean), std::exp(sb.mean) * sb.stderr_);
+      std::printf("ln(PPL/base PPL) = %.6f +/- %.6f (paired)\n", sd.mean, sd.stderr_);
       std::printf("KL(base || model): mean %.6f +/- %.6f, median %.6f, p99 %.6f, max %.6f\n", k.mean,
                   k.stderr_, quantile(kl_sorted, 0.5), quantile(kl_sorted, 0.99), kl_sorted.back());
       std::printf("same top token: %.2f%% (%zu of %zu)\n", same_top_pct, same_top, kl.size());
@@ -303,6 +310,8 @@ int run(const Options& o) {
     jw.key("base_ppl"); jw.value(std::exp(sb.mean));
     jw.key("base_ppl_err"); jw.value(std::exp(sb.mean) * sb.stderr_);
     jw.key("base_seconds"); jw.value(base_seconds);
+    jw.key("ln_ppl_ratio"); jw.value(sd.mean);
+    jw.key("ln_ppl_ratio_stderr"); jw.value(sd.stderr_);
     jw.key("mean"); jw.value(k.mean);
     jw.key("mean_stderr"); jw.value(k.stderr_);
     jw.key("median"); jw.value(quantile(kl_sorted, 0.5));
