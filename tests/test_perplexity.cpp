@@ -302,7 +302,9 @@ TEST_CASE("slm-perplexity: bad arguments and files give one line and a non-zero 
       {m + f + "--kl-base /nonexistent/base.gguf", "/nonexistent/base.gguf"},
       {m + f + "--isa nosuchisa", "nosuchisa"},
   };
-  for (const auto& [args, word] : bad) {
+  for (const auto& item : bad) {
+    const std::string& args = item.first;  // no structured binding: clang 14 cannot capture one
+    const std::string& word = item.second;
     CAPTURE(args);
     const Run r = run_tool(args);
     CAPTURE(r.err);
