@@ -410,7 +410,7 @@ class Parser {
         case 'r': out.push_back('\r'); break;
         case 't': out.push_back('\t'); break;
         case 'u': {
-          uint32_t cp;
+          uint32_t cp = 0;
           if (!hex4(&cp)) return false;
           if (cp >= 0xDC00 && cp <= 0xDFFF) {
             return failed_at(esc, "lone low surrogate in \\u escape");
@@ -421,7 +421,7 @@ class Parser {
               return failed_at(esc, "lone high surrogate in \\u escape");
             }
             p_ += 2;
-            uint32_t lo;
+            uint32_t lo = 0;
             if (!hex4(&lo)) return false;
             if (lo < 0xDC00 || lo > 0xDFFF) {
               return failed_at(esc, "high surrogate not followed by a low surrogate");
