@@ -8,9 +8,12 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
+#include "slm/gguf.hpp"
+#include "slm/model.hpp"
 #include "test_capi_util.hpp"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -243,10 +246,9 @@ TEST_CASE("model memory estimate on the real stories260K model (../shared)") {
   slm_model_free(model);
 }
 
-// deepseek2 keeps a routing record per evaluated token that grows to the longest eval so far
-// (src/model/deepseek2.cpp, Deepseek2Context::eval, routing_): one allocation the first time a
-// prompt is longer than any before. The warm-up prefills a prompt of the same length; what is
-// checked is that decoding allocates nothing per token.
+// deepseek2's routing record is sized for n_batch tokens at context creation (it used to grow
+// inside eval; see the "prompt longer than any before" case below). The warm-up prefill starts
+// the workers; what is checked is that decoding allocates nothing per token.
 TEST_CASE("deepseek2 (MLA + MoE): no allocation per generated token") {
   for (const char* preset : {"tiny", "tiny-lite"}) {
     CAPTURE(preset);
@@ -258,7 +260,7 @@ TEST_CASE("deepseek2 (MLA + MoE): no allocation per generated token") {
     p.sampler.temperature = 0.9f;
     capi_test::Context ctx(m.model, p);
     const std::vector<int32_t> prompt = {1, 2, 3, 4, 5, 6, 7, 8};
-    REQUIRE(slm_prefill(ctx.ctx, prompt.data(), prompt.size()) == SLM_OK);  // workers started, routing sized
+    REQUIRE(slm_prefill(ctx.ctx, prompt.data(), prompt.size()) == SLM_OK);  // workers started
     REQUIRE(slm_context_reset(ctx.ctx) == SLM_OK);
     slm_generate_params gp = slm_generate_default_params();
     long generated = 0, calls = 0, allocs = 0;
@@ -278,4 +280,175 @@ TEST_CASE("deepseek2 (MLA + MoE): no allocation per generated token") {
     MESSAGE("deepseek2 " << std::string(preset) << ": " << allocs << " heap allocations over 64 tokens");
     CHECK(allocs == 0);
   }
+}
+
+// ---- Caller-provided arena (ContextParams::arena, issue 9) ------------------------------------
+
+namespace {
+
+struct CppModel {
+  std::vector<uint8_t> bytes;
+  std::unique_ptr<slm::Model> model;
+  explicit CppModel(const slm::mkmodel::Spec& s) : bytes(capi_test::model_bytes(s)) {
+    auto f = slm::gguf::File::from_buffer(bytes.data(), bytes.size());
+    REQUIRE_MESSAGE(f.ok(), (f.ok() ? "" : f.error().message));
+    auto m = slm::Model::from_file(std::move(*f));
+    REQUIRE_MESSAGE(m.ok(), (m.ok() ? "" : m.error().message));
+    model = std::move(*m);
+  }
+};
+
+slm::mkmodel::Spec arena_spec(const char* arch) {
+  if (std::string(arch) == "deepseek2") {
+    auto spec = slm::mkmodel::preset("tiny", "deepseek2");
+    REQUIRE(spec.ok());
+    spec->type = "F32";
+    return *spec;
+  }
+  auto s = capi_test::small_spec(7, 300);
+  s.arch = arch;
+  return s;
+}
+
+// A 64-byte-aligned buffer: `used` bytes for the context then `guard` bytes of a pattern that
+// must survive; the used part starts as another pattern (a context must not rely on zeroes).
+struct ArenaBuffer {
+  static constexpr size_t guard = 4096;
+  size_t used;
+  uint8_t* p;
+  explicit ArenaBuffer(size_t n) : used(n), p(static_cast<uint8_t*>(std::aligned_alloc(64, (n + guard + 63) / 64 * 64))) {
+    REQUIRE(p != nullptr);
+    std::memset(p, 0x5A, used);
+    std::memset(p + used, 0xA5, guard);
+  }
+  ~ArenaBuffer() { std::free(p); }
+  bool guard_intact() const {
+    for (size_t i = 0; i < guard; ++i)
+      if (p[used + i] != 0xA5) return false;
+    return true;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("arena: exact size, bit-identical logits, no writes past it, no allocation beyond the listed objects") {
+  const std::vector<int32_t> prompt = {1, 5, 9, 17, 33, 65, 129, 2, 4, 8, 16, 32, 64, 128, 3, 6, 12, 24, 48, 96};
+  for (const char* arch : {"llama", "qwen2", "deepseek2"}) {
+    for (int threads : {1, 2}) {
+      CAPTURE(std::string(arch));
+      CAPTURE(threads);
+      CppModel m(arena_spec(arch));
+      slm::ContextParams cp;
+      cp.n_ctx = 320;
+      cp.n_batch = 8;  // the prompt takes several steps
+      cp.n_threads = threads;
+      const size_t need = m.model->context_memory_required(cp);
+      REQUIRE(need > 0);
+
+      // Heap mode: the reference logits, and what Context::create allocates.
+      long heap_allocs = 0, heap_live = 0;
+      std::unique_ptr<slm::Context> heap;
+      {
+        Counting c;
+        auto ctx = slm::Context::create(*m.model, cp);
+        heap_allocs = c.allocs();
+        heap_live = c.live_bytes();
+        REQUIRE_MESSAGE(ctx.ok(), (ctx.ok() ? "" : ctx.error().message));
+        heap = std::move(*ctx);
+      }
+      CHECK(heap->memory_bytes() == need);
+      CHECK(heap_live >= static_cast<long>(need));
+
+      // Too small by one byte: an error that states the size needed; misaligned: an error too.
+      ArenaBuffer buf(need);
+      {
+        slm::ContextParams small = cp;
+        small.arena = buf.p;
+        small.arena_bytes = need - 1;
+        auto ctx = slm::Context::create(*m.model, small);
+        REQUIRE_FALSE(ctx.ok());
+        CHECK(ctx.error().message.find(std::to_string(need) + " bytes") != std::string::npos);
+        MESSAGE(ctx.error().message);
+        slm::ContextParams skew = cp;
+        skew.arena = buf.p + 8;
+        skew.arena_bytes = need + 56;
+        auto ctx2 = slm::Context::create(*m.model, skew);
+        REQUIRE_FALSE(ctx2.ok());
+        CHECK(ctx2.error().message.find("aligned") != std::string::npos);
+      }
+
+      slm::ContextParams ap = cp;
+      ap.arena = buf.p;
+      ap.arena_bytes = need;  // exactly
+      long arena_allocs = 0, arena_live = 0;
+      std::unique_ptr<slm::Context> arena;
+      {
+        Counting c;
+        auto ctx = slm::Context::create(*m.model, ap);
+        arena_allocs = c.allocs();
+        arena_live = c.live_bytes();
+        REQUIRE_MESSAGE(ctx.ok(), (ctx.ok() ? "" : ctx.error().message));
+        arena = std::move(*ctx);
+      }
+      MESSAGE(std::string(arch) << " threads " << threads << ": context " << need << " bytes; Context::create heap mode "
+                   << heap_allocs << " allocations / " << heap_live << " bytes, arena mode " << arena_allocs
+                   << " allocations / " << arena_live << " bytes");
+      CHECK(arena->memory_bytes() == need);
+      // What remains on the heap with an arena: the Context object and the thread pool (its
+      // object, bookkeeping and, with threads > 1, the workers' std::thread state) — exactly
+      // one allocation (the block) fewer than heap mode, a few KiB at most.
+      CHECK(arena_allocs == heap_allocs - 1);
+      CHECK(arena_live < 16384);
+
+      // Prefill + 255 greedy decodes on both; the arena mode allocates nothing at all.
+      std::vector<float> ref_logits, got_logits;
+      bool identical = true;
+      long gen_allocs = 0;
+      int32_t tok_h = 0, tok_a = 0;
+      REQUIRE(heap->eval(prompt).ok());
+      {
+        Counting c;
+        REQUIRE(arena->eval(prompt).ok());
+        for (int i = 0; i < 256 && identical; ++i) {
+          auto lh = heap->logits(), la = arena->logits();
+          identical = lh.size() == la.size() && std::memcmp(lh.data(), la.data(), lh.size_bytes()) == 0;
+          tok_h = slm::argmax(lh);
+          tok_a = slm::argmax(la);
+          if (i == 255) break;
+          if (!arena->eval({&tok_a, 1}).ok()) identical = false;
+          g_counting.store(false);  // the heap-mode context is not what is counted
+          if (!heap->eval({&tok_h, 1}).ok()) identical = false;
+          g_counting.store(true);
+        }
+        gen_allocs = c.allocs();
+      }
+      CHECK(identical);
+      CHECK(arena->n_past() == static_cast<int>(prompt.size()) + 255);
+      CHECK(gen_allocs == 0);
+      CHECK(buf.guard_intact());
+      arena.reset();
+      CHECK(buf.guard_intact());
+    }
+  }
+}
+
+TEST_CASE("deepseek2: a prompt longer than any before allocates nothing (routing sized at creation)") {
+  CppModel m(arena_spec("deepseek2"));
+  slm::ContextParams cp;
+  cp.n_ctx = 256;
+  cp.n_batch = 32;
+  auto ctx = slm::Context::create(*m.model, cp);
+  REQUIRE(ctx.ok());
+  const int32_t one = 1;
+  REQUIRE((*ctx)->eval({&one, 1}).ok());  // the workers have started
+  (*ctx)->reset();
+  std::vector<int32_t> prompt(100);
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 13) % 250);
+  long allocs = 0;
+  {
+    Counting c;
+    REQUIRE((*ctx)->eval(prompt).ok());
+    allocs = c.allocs();
+  }
+  CHECK(allocs == 0);
 }

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -164,6 +165,82 @@ TEST_CASE("memory required before loading matches what the context allocates") {
   cp.n_ctx = 0;
   CHECK(slm_memory_required(file.path.c_str(), nullptr, &cp, &e) == SLM_ERR_INVALID_ARGUMENT);
   CHECK(slm_memory_required("/nonexistent.gguf", nullptr, nullptr, &e) == SLM_ERR_IO);
+}
+
+TEST_CASE("deepseek2: kv_bytes is the latent cache") {
+  auto spec = slm::mkmodel::preset("tiny", "deepseek2");
+  REQUIRE(spec.ok());
+  spec->type = "F32";
+  Model m(*spec);
+  for (int n_ctx : {64, 1000}) {
+    for (int kv : {SLM_KV_F16, SLM_KV_F32}) {
+      slm_context_params cp = greedy_params(n_ctx, 1);
+      cp.kv_type = kv;
+      slm_memory_estimate e{};
+      REQUIRE(slm_model_memory_required(m.model, &cp, &e) == SLM_OK);
+      // n_layer x (kv_lora_rank + rope dims) x n_ctx x element size (sizeof f16 by default).
+      const size_t want = static_cast<size_t>(spec->n_layer) * static_cast<size_t>(spec->ds.kv_lora_rank + spec->n_rot) *
+                          static_cast<size_t>(n_ctx) * (kv == SLM_KV_F16 ? 2 : 4);
+      CHECK(e.kv_bytes == want);
+      CHECK(e.kv_bytes > 0);
+      CHECK(e.kv_bytes < e.context_bytes);
+    }
+  }
+}
+
+TEST_CASE("context arena through the C API and the C++ wrapper") {
+  for (const char* arch : {"qwen2", "deepseek2"}) {
+    CAPTURE(std::string(arch));
+    slm::mkmodel::Spec spec = small_spec();
+    if (std::string(arch) == "deepseek2") {
+      auto ds = slm::mkmodel::preset("tiny", "deepseek2");
+      REQUIRE(ds.ok());
+      ds->type = "F32";
+      spec = *ds;
+    }
+    Model m(spec);
+    slm_context_params cp = greedy_params(128, 2);
+    const size_t need = slm_context_arena_bytes(m.model, &cp);
+    REQUIRE(need > 0);
+    slm_memory_estimate e{};
+    REQUIRE(slm_model_memory_required(m.model, &cp, &e) == SLM_OK);
+    CHECK(need < e.context_bytes);  // the C layer's sampler and text stream are not in it
+    void* arena = std::aligned_alloc(64, need);
+    REQUIRE(arena != nullptr);
+    // Too small: a clear error with the size needed.
+    slm_context_params small = cp;
+    small.arena = arena;
+    small.arena_bytes = need - 64;
+    slm_context* bad = nullptr;
+    CHECK(slm_context_create(m.model, &small, &bad) == SLM_ERR_INVALID_ARGUMENT);
+    CHECK(bad == nullptr);
+    CHECK(std::string(slm_last_error()).find(std::to_string(need)) != std::string::npos);
+    // Exact: the same logits as a context that allocates its own memory.
+    slm_context_params ap = cp;
+    ap.arena = arena;
+    ap.arena_bytes = need;
+    {
+      Context with(m.model, ap), without(m.model, cp);
+      const int32_t prompt[] = {3, 1, 4, 1, 5, 9, 2, 6};
+      REQUIRE(slm_prefill(with.ctx, prompt, 8) == SLM_OK);
+      REQUIRE(slm_prefill(without.ctx, prompt, 8) == SLM_OK);
+      const float *la = nullptr, *lb = nullptr;
+      size_t na = 0, nb = 0;
+      REQUIRE(slm_logits(with.ctx, &la, &na) == SLM_OK);
+      REQUIRE(slm_logits(without.ctx, &lb, &nb) == SLM_OK);
+      REQUIRE(na == nb);
+      CHECK(std::memcmp(la, lb, na * sizeof(float)) == 0);
+    }
+    // The C++ wrapper passes the same struct; arena_bytes() is the same figure.
+    auto wm = slm::abi::Model::from_buffer(m.bytes.data(), m.bytes.size());
+    REQUIRE_MESSAGE(wm.ok(), wm.error());
+    CHECK(wm->arena_bytes(cp) == need);
+    {
+      auto wc = wm->new_context(ap);
+      REQUIRE_MESSAGE(wc.ok(), wc.error());
+    }
+    std::free(arena);
+  }
 }
 
 TEST_CASE("tokenize, detokenize and buffer sizes") {

@@ -42,6 +42,14 @@ struct ContextParams {
                        // calls); capped at n_ctx
   int n_threads = 1;
   KvType kv_type = KvType::F16;
+  // Optional caller-provided memory for the whole context (KV cache, activations, scratch,
+  // logits, per-thread bookkeeping): at least context_memory_required(params) bytes, 64-byte
+  // aligned, untouched past that size, and alive and unused by anything else until the context
+  // is destroyed. nullptr: the context allocates one block of that size itself. Either way
+  // Context::create makes no other heap allocation except the Context object and its thread
+  // pool (docs/EMBEDDING.md lists them); eval with all_logits still allocates its rows.
+  void* arena = nullptr;
+  size_t arena_bytes = 0;
 };
 
 // Architecture-independent facts about a loaded model (filled and validated from GGUF keys).
@@ -81,9 +89,10 @@ class Model {
   virtual const gguf::File& file() const = 0;
   // Multi-line human summary for --verbose: arch, params, types, memory.
   virtual std::string summary() const = 0;
-  // Memory a context with these params will allocate (KV cache + scratch), before creating it;
-  // 0 when the params are invalid (Context::create says why). Not included: with all_logits,
-  // eval keeps n_tokens x n_vocab floats (allocated on first use, then reused).
+  // Memory a context with these params will allocate (KV cache + scratch), before creating it:
+  // the size its arena must have (ContextParams::arena; arena/arena_bytes themselves do not
+  // change it); 0 when the params are invalid (Context::create says why). Not included: with
+  // all_logits, eval keeps n_tokens x n_vocab floats (heap, allocated on first use, then reused).
   virtual size_t context_memory_required(const ContextParams& params) const = 0;
   // Same as Context::create(*this, params).
   virtual Expected<std::unique_ptr<Context>> create_context(const ContextParams& params) const = 0;
@@ -109,7 +118,7 @@ class Context {
   virtual const Model& model() const = 0;
   virtual void reset() = 0;                  // forget the KV cache (n_past = 0)
   virtual size_t kv_cache_bytes() const = 0;
-  virtual size_t memory_bytes() const = 0;   // everything the context allocated
+  virtual size_t memory_bytes() const = 0;   // everything the context allocated (or used of its arena)
 };
 
 struct SamplerParams {

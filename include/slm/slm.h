@@ -152,6 +152,14 @@ typedef struct slm_context_params {
   slm_log_fn log_fn;    /* NULL: silent */
   void* log_user_data;
   int32_t log_level;    /* messages up to this slm_log_level are passed (default WARN) */
+  /* Optional caller memory for the context's KV cache, activations and scratch (default NULL:
+   * the library allocates it). At least slm_context_arena_bytes() bytes, 64-byte aligned (e.g.
+   * aligned_alloc(64, n)), owned by the caller and untouched by it until slm_context_free; bytes
+   * past that size are never written. Too small or misaligned: slm_context_create fails and
+   * says how many bytes are needed. The C layer's sampler, text stream and error string
+   * (slm_memory_estimate.context_bytes minus the arena size) stay on the heap. */
+  void* arena;
+  size_t arena_bytes;
 } slm_context_params;
 
 SLM_API slm_context_params slm_context_default_params(void);
@@ -162,7 +170,7 @@ SLM_API slm_sampler_params slm_sampler_default_params(void);
 typedef struct slm_memory_estimate {
   size_t weights_bytes;  /* mapped read-only (page cache, shared between processes) */
   size_t model_bytes;    /* heap of the model: tokenizer tables, RoPE tables (an upper bound) */
-  size_t kv_bytes;       /* KV cache of the context */
+  size_t kv_bytes;       /* KV cache of the context (deepseek2: the latent cache) */
   size_t context_bytes;  /* everything the context allocates, kv_bytes included */
   size_t total_bytes;    /* weights + model + context */
 } slm_memory_estimate;
@@ -174,6 +182,10 @@ SLM_API slm_status slm_memory_required_buffer(const void* data, size_t size, con
 /* The same for a loaded model (context figures only; weights/model as loaded). */
 SLM_API slm_status slm_model_memory_required(const slm_model* model, const slm_context_params* context_params,
                                              slm_memory_estimate* out);
+
+/* Size slm_context_params.arena must have for these params (0 when they are invalid): the
+ * part of the context that the arena holds. */
+SLM_API size_t slm_context_arena_bytes(const slm_model* model, const slm_context_params* context_params);
 
 /* Allocates everything the context will use (see Memory above). Any number of contexts may be
  * created on one model. */

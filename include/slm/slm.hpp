@@ -141,6 +141,9 @@ class Model {
     return e;
   }
 
+  // Bytes params.arena must hold (0 for invalid params); see slm_context_params.arena.
+  size_t arena_bytes(const slm_context_params& params) const { return slm_context_arena_bytes(m_, &params); }
+
   inline Result<Context> new_context(const slm_context_params& params) const;
 
  private:

@@ -132,6 +132,8 @@ slm::ContextParams to_cpp(const slm_context_params& p) {
   cp.n_batch = p.n_batch;
   cp.n_threads = p.n_threads;
   cp.kv_type = p.kv_type == SLM_KV_F32 ? slm::KvType::F32 : slm::KvType::F16;
+  cp.arena = p.arena;  // NULL (and arena_bytes 0) for callers built before the fields existed
+  cp.arena_bytes = p.arena_bytes;
   return cp;
 }
 
@@ -213,7 +215,18 @@ slm_status estimate(const slm::gguf::File& file, const slm::Model& model, const 
   out->model_bytes = heap;
   out->kv_bytes = 2 * static_cast<size_t>(info.n_layer) * static_cast<size_t>(p.n_ctx) *
                   static_cast<size_t>(info.n_head_kv * info.head_dim) * elem;
-  if (info.arch != "llama" && info.arch != "qwen2") out->kv_bytes = 0;  // other layouts: in context_bytes only
+  if (info.arch == "deepseek2") {
+    // MLA caches one compressed latent + the shared RoPE key per token per layer (issue 9: this
+    // was reported as 0). Key names as in deepseek2::read_config.
+    const auto& f = model.file();
+    const auto lora = f.get_uint("deepseek2.attention.kv_lora_rank");
+    const auto rope = f.get_uint("deepseek2.rope.dimension_count");
+    out->kv_bytes = lora && rope ? static_cast<size_t>(info.n_layer) * static_cast<size_t>(*lora + *rope) *
+                                       static_cast<size_t>(p.n_ctx) * elem
+                                 : 0;
+  } else if (info.arch != "llama" && info.arch != "qwen2") {
+    out->kv_bytes = 0;  // other layouts: in context_bytes only
+  }
   out->context_bytes = ctx_bytes + capi_context_bytes(info.n_vocab, cp, max_token_bytes);
   out->total_bytes = out->weights_bytes + out->model_bytes + out->context_bytes;
   return SLM_OK;
@@ -510,6 +523,18 @@ slm_status slm_model_memory_required(const slm_model* m, const slm_context_param
     if (const char* bad = check_context_params(cp)) return fail(SLM_ERR_INVALID_ARGUMENT, "memory required: %s", bad);
     return estimate(m->model->file(), *m->model, cp, m->heap_estimate, m->max_token_bytes, out);
   });
+}
+
+size_t slm_context_arena_bytes(const slm_model* m, const slm_context_params* context_params) {
+  if (m == nullptr) return 0;
+  slm_context_params cp;
+  if (!read_params(context_params, &cp, slm_context_default_params())) return 0;
+  if (check_context_params(cp) != nullptr) return 0;
+  try {
+    return m->model->context_memory_required(to_cpp(cp));
+  } catch (...) {
+    return 0;
+  }
 }
 
 slm_status slm_context_create(const slm_model* m, const slm_context_params* params, slm_context** out) {

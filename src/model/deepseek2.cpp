@@ -22,6 +22,7 @@
 #include <map>
 #include <optional>
 
+#include "model/context_memory.hpp"
 #include "ops/ops.hpp"
 #include "slm/thread_pool.hpp"
 #include "slm/tokenizer.hpp"
@@ -470,11 +471,84 @@ namespace {
 // Sizes of everything a context allocates (context_memory_required and memory_bytes agree).
 struct ContextPlan {
   size_t kv_bytes = 0;
-  size_t act_floats = 0;
   size_t scratch_bytes = 0;
   int64_t att_chunk = 1;     // tokens whose attention scores are computed at once
-  size_t total() const { return kv_bytes + act_floats * sizeof(float) + scratch_bytes; }
+  size_t total_bytes = 0;    // the whole block, as carve() lays it out
+  size_t total() const { return total_bytes; }
 };
+
+// Where a context's buffers live: all in one 64-byte-aligned block (the caller's arena or one
+// allocation), laid out by carve(). Shapes are in the comments.
+struct Deepseek2Buffers {
+  uint8_t* kv_ = nullptr;          // (n_layer, n_ctx, kv_lora_rank + qk_rope) F16 or F32: [latent | rope key]
+  std::span<uint8_t> scratch_;     // (scratch_bytes,) matmul's quantized activations
+  float* x_ = nullptr;       // (n_batch, n_embd) residual stream
+  float* xb_ = nullptr;      // (n_batch, n_embd) normed input of a block / attention output
+  float* gx_ = nullptr;      // (n_batch, n_embd) inputs gathered for one expert
+  float* gy_ = nullptr;      // (n_batch, n_embd) FFN / expert output
+  float* moe_ = nullptr;     // (n_batch, n_embd) weighted sum of routed experts
+  float* q_ = nullptr;       // (n_batch, n_head * qk_head) queries [nope | rope] per head
+  float* qa_ = nullptr;      // (n_batch, q_lora_rank) compressed query
+  float* kva_ = nullptr;     // (n_batch, kv_lora_rank + qk_rope) latent | rope key of new tokens
+  float* qc_ = nullptr;      // (n_batch, n_head, kv_lora_rank + qk_rope) absorbed queries
+  float* olat_ = nullptr;    // (n_batch, n_head, kv_lora_rank) attention output in latent space
+  float* att_ = nullptr;     // (n_batch, n_head * v_head) attention output before Wo
+  float* hb_ = nullptr;      // (n_batch, max FFN width) gate, then silu(gate) * up
+  float* hb2_ = nullptr;     // (n_batch, max FFN width) up
+  float* router_ = nullptr;  // (n_batch, n_expert) router logits
+  float* route_w_ = nullptr;     // (n_batch, n_expert_used) expert weights
+  int32_t* route_id_ = nullptr;  // (n_batch, n_expert_used) expert ids
+  float* cos_ = nullptr;     // (n_batch, qk_rope/2)
+  float* sin_ = nullptr;     // (n_batch, qk_rope/2)
+  float* scores_ = nullptr;  // (att_chunk * n_head, n_ctx) attention weights
+  float* rowbuf_ = nullptr;  // (n_threads, max(kv_lora_rank, qk_nope)) one converted row per thread
+  float* route_scratch_ = nullptr;  // (3 * n_expert,)
+  int32_t* exp_tok_ = nullptr;  // (n_batch * n_expert_used,) tokens grouped by expert
+  float* exp_w_ = nullptr;      // (n_batch * n_expert_used,) their weights
+  int32_t* exp_off_ = nullptr;  // (n_expert + 1,) start of each expert's group
+  float* logits_one_ = nullptr; // (n_vocab,)
+  // (tokens of the last forward step, MoE layers, n_expert_used): sized for n_batch tokens at
+  // creation (issue 9: it used to grow inside eval on a longer prompt).
+  int32_t* routing_ = nullptr;
+};
+
+// Lays the buffers out on `cv` (a measuring Carver gives null pointers and the total size).
+void carve(model_memory::Carver& cv, const Config& c, const ContextParams& p, const ContextPlan& plan, Deepseek2Buffers& b) {
+  const size_t B = static_cast<size_t>(p.n_batch), H = static_cast<size_t>(c.n_head);
+  const size_t E = static_cast<size_t>(c.n_embd), R = static_cast<size_t>(c.cache_row());
+  const size_t ffw = std::max({static_cast<size_t>(c.n_ff), static_cast<size_t>(c.n_ff_exp * std::max<int64_t>(1, c.n_expert_shared))});
+  const size_t NE = static_cast<size_t>(c.n_expert), K = static_cast<size_t>(c.n_expert_used);
+  const size_t n_moe = static_cast<size_t>(std::max<int64_t>(0, c.n_layer - c.n_dense_lead));
+  b.kv_ = cv.take<uint8_t>(plan.kv_bytes);
+  b.scratch_ = {cv.take<uint8_t>(plan.scratch_bytes), plan.scratch_bytes};
+  b.x_ = cv.take<float>(B * E);
+  b.xb_ = cv.take<float>(B * E);
+  b.gx_ = cv.take<float>(B * E);
+  b.gy_ = cv.take<float>(B * E);
+  b.moe_ = cv.take<float>(B * E);
+  b.q_ = cv.take<float>(B * H * static_cast<size_t>(c.qk_head()));
+  b.qa_ = cv.take<float>(B * static_cast<size_t>(c.q_lora_rank));
+  b.kva_ = cv.take<float>(B * R);
+  b.qc_ = cv.take<float>(B * H * R);
+  b.olat_ = cv.take<float>(B * H * static_cast<size_t>(c.kv_lora_rank));
+  b.att_ = cv.take<float>(B * H * static_cast<size_t>(c.v_head));
+  b.hb_ = cv.take<float>(B * ffw);
+  b.hb2_ = cv.take<float>(B * ffw);
+  b.router_ = cv.take<float>(B * NE);
+  b.route_w_ = cv.take<float>(B * K);
+  b.route_id_ = cv.take<int32_t>(B * K);
+  b.cos_ = cv.take<float>(B * static_cast<size_t>(c.qk_rope / 2));
+  b.sin_ = cv.take<float>(B * static_cast<size_t>(c.qk_rope / 2));
+  b.scores_ = cv.take<float>(static_cast<size_t>(plan.att_chunk) * H * static_cast<size_t>(p.n_ctx));
+  b.rowbuf_ = cv.take<float>(static_cast<size_t>(p.n_threads) * static_cast<size_t>(std::max(c.kv_lora_rank, c.qk_nope)));
+  b.route_scratch_ = cv.take<float>(3 * NE);
+  b.exp_tok_ = cv.take<int32_t>(B * K);
+  b.exp_w_ = cv.take<float>(B * K);
+  b.exp_off_ = cv.take<int32_t>(NE + 1);
+  b.logits_one_ = cv.take<float>(static_cast<size_t>(c.n_vocab));
+  b.routing_ = cv.take<int32_t>(B * n_moe * K);
+}
+
 
 class Deepseek2Model final : public Model {
  public:
@@ -584,31 +658,14 @@ class Deepseek2Model final : public Model {
                                      static_cast<double>(c.n_head) * p.n_ctx * 4.0});
     if (biggest > 0x1p50)
       return errorf("context: n_ctx %d with n_batch %d needs more than 2^50 bytes for this model", p.n_ctx, p.n_batch);
-    const size_t B = static_cast<size_t>(p.n_batch), T = static_cast<size_t>(p.n_ctx), H = static_cast<size_t>(c.n_head);
-    const size_t E = static_cast<size_t>(c.n_embd), R = static_cast<size_t>(c.cache_row());
+    const size_t T = static_cast<size_t>(p.n_ctx), H = static_cast<size_t>(c.n_head);
+    const size_t R = static_cast<size_t>(c.cache_row());
     ContextPlan plan;
     const size_t elem = p.kv_type == KvType::F16 ? 2 : 4;
     plan.kv_bytes = static_cast<size_t>(c.n_layer) * T * R * elem;
     // Attention scores of att_chunk tokens x n_head x n_ctx at once: at most ~4M floats (16 MiB)
     // unless one token alone needs more (V3 at 32k context: 128 x 32768).
     plan.att_chunk = std::clamp<int64_t>(static_cast<int64_t>((size_t{4} << 20) / (H * T)), 1, p.n_batch);
-    const size_t ffw = std::max({static_cast<size_t>(c.n_ff), static_cast<size_t>(c.n_ff_exp * std::max<int64_t>(1, c.n_expert_shared))});
-    const size_t NE = static_cast<size_t>(c.n_expert), K = static_cast<size_t>(c.n_expert_used);
-    plan.act_floats = B * (4 * E                                   // x, xb, gathered inputs, expert outputs
-                           + E                                     // moe accumulator
-                           + H * static_cast<size_t>(c.qk_head())  // q
-                           + static_cast<size_t>(c.q_lora_rank)    // q latent
-                           + R                                     // latent | rope key of new tokens
-                           + H * R                                 // absorbed queries
-                           + H * static_cast<size_t>(c.kv_lora_rank)  // attention output in latent space
-                           + H * static_cast<size_t>(c.v_head)     // attention output per head
-                           + 2 * ffw                               // FFN hidden
-                           + NE + 2 * K                            // router logits, routing ids/weights
-                           + static_cast<size_t>(c.qk_rope))       // cos, sin
-                      + static_cast<size_t>(plan.att_chunk) * H * T     // scores
-                      + static_cast<size_t>(p.n_threads) * static_cast<size_t>(std::max(c.kv_lora_rank, c.qk_nope))  // row buffers
-                      + 3 * NE + 2 * (B * K) + NE + 1                   // routing scratch, expert lists
-                      + static_cast<size_t>(c.n_vocab);
     auto need = [&](const kernels::Matrix& m, int64_t n_tok) {
       if (m.data == nullptr) return;
       plan.scratch_bytes = std::max(plan.scratch_bytes, kernels::matmul_scratch_bytes(m.type, m.n_cols, n_tok));
@@ -621,6 +678,10 @@ class Deepseek2Model final : public Model {
                                        &L.w_down, &L.gate_inp, &L.gate_exps, &L.up_exps, &L.down_exps, &L.gate_sh, &L.up_sh,
                                        &L.down_sh})
         need(*m, p.n_batch);
+    model_memory::Carver measure;  // the layout the context will use, measured
+    Deepseek2Buffers unused;
+    carve(measure, c, p, plan, unused);
+    plan.total_bytes = measure.used();
     return plan;
   }
 
@@ -654,47 +715,20 @@ kernels::Matrix rows_of(const kernels::Matrix& m, int64_t first, int64_t n) {
 
 // ---- Context: run state and forward pass ---------------------------------------------------
 
-class Deepseek2Context final : public Context {
+class Deepseek2Context final : public Context, private Deepseek2Buffers {
  public:
   Deepseek2Context(const Deepseek2Model& model, const ContextParams& params, const ContextPlan& plan)
       : model_(model), c_(model.config()), w_(model.weights()), params_(params), plan_(plan) {}
 
-  Status init(std::unique_ptr<ThreadPool> pool) {
-    pool_ = std::move(pool);
-    const size_t B = static_cast<size_t>(params_.n_batch), H = static_cast<size_t>(c_.n_head);
-    const size_t E = static_cast<size_t>(c_.n_embd), R = static_cast<size_t>(c_.cache_row());
-    kv_.resize(plan_.kv_bytes);
-    arena_.resize(plan_.act_floats);
-    scratch_.resize(plan_.scratch_bytes);
-    float* p = arena_.data();
-    auto take = [&](size_t n) { float* r = p; p += n; return r; };
-    const size_t ffw = std::max({static_cast<size_t>(c_.n_ff), static_cast<size_t>(c_.n_ff_exp * std::max<int64_t>(1, c_.n_expert_shared))});
-    const size_t NE = static_cast<size_t>(c_.n_expert), K = static_cast<size_t>(c_.n_expert_used);
-    x_ = take(B * E);
-    xb_ = take(B * E);
-    gx_ = take(B * E);
-    gy_ = take(B * E);
-    moe_ = take(B * E);
-    q_ = take(B * H * static_cast<size_t>(c_.qk_head()));
-    qa_ = take(B * static_cast<size_t>(c_.q_lora_rank));
-    kva_ = take(B * R);
-    qc_ = take(B * H * R);
-    olat_ = take(B * H * static_cast<size_t>(c_.kv_lora_rank));
-    att_ = take(B * H * static_cast<size_t>(c_.v_head));
-    hb_ = take(B * ffw);
-    hb2_ = take(B * ffw);
-    router_ = take(B * NE);
-    route_w_ = take(B * K);
-    route_id_ = reinterpret_cast<int32_t*>(take(B * K));
-    cos_ = take(B * static_cast<size_t>(c_.qk_rope / 2));
-    sin_ = take(B * static_cast<size_t>(c_.qk_rope / 2));
-    scores_ = take(static_cast<size_t>(plan_.att_chunk) * H * static_cast<size_t>(params_.n_ctx));
-    rowbuf_ = take(static_cast<size_t>(params_.n_threads) * static_cast<size_t>(std::max(c_.kv_lora_rank, c_.qk_nope)));
-    route_scratch_ = take(3 * NE);
-    exp_tok_ = reinterpret_cast<int32_t*>(take(B * K));
-    exp_w_ = take(B * K);
-    exp_off_ = reinterpret_cast<int32_t*>(take(NE + 1));
-    logits_one_ = take(static_cast<size_t>(c_.n_vocab));
+  // All buffers from one block (params_.arena or one allocation): no other allocation here
+  // but the thread pool's, made after the arena is known to fit.
+  Status init() {
+    SLM_TRY(block_.init(params_, plan_.total_bytes));
+    model_memory::Carver cv(block_.data());
+    carve(cv, c_, params_, plan_, *this);
+    auto pool = ThreadPool::create(params_.n_threads);
+    if (!pool) return pool.error();
+    pool_ = std::move(*pool);
     return Status::success();
   }
 
@@ -711,15 +745,16 @@ class Deepseek2Context final : public Context {
     n_logits_ = 0;
     all_logits_ = all_logits;
     if (all_logits) logits_all_.resize(static_cast<size_t>(n * c_.n_vocab));
-    n_routed_ = n * (c_.n_layer - c_.n_dense_lead) * c_.n_expert_used;
-    if (routing_.size() < static_cast<size_t>(n_routed_)) routing_.resize(static_cast<size_t>(n_routed_));  // grows only
+    n_routed_ = 0;
     for (int64_t start = 0; start < n; start += params_.n_batch) {
       const int64_t len = std::min<int64_t>(params_.n_batch, n - start);
       Status s = forward(tokens.subspan(static_cast<size_t>(start), static_cast<size_t>(len)), start, start + len == n);
       if (!s) {
         n_past_ = n_past_before;
+        n_routed_ = 0;
         return s;
       }
+      n_routed_ = len * (c_.n_layer - c_.n_dense_lead) * c_.n_expert_used;  // routing_ holds this step
     }
     n_logits_ = all_logits ? n : 1;
     return Status::success();
@@ -746,7 +781,7 @@ class Deepseek2Context final : public Context {
   }
   size_t kv_cache_bytes() const override { return plan_.kv_bytes; }
   size_t memory_bytes() const override { return plan_.total(); }
-  std::span<const int32_t> routing() const { return {routing_.data(), static_cast<size_t>(n_routed_)}; }
+  std::span<const int32_t> routing() const { return {routing_, static_cast<size_t>(n_routed_)}; }
 
  private:
   Status matmul(const kernels::Matrix& w, const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy) {
@@ -760,7 +795,7 @@ class Deepseek2Context final : public Context {
   bool f16_cache() const { return params_.kv_type == KvType::F16; }
   size_t cache_elem() const { return f16_cache() ? 2 : 4; }
   uint8_t* cache_layer(int64_t l) {
-    return kv_.data() + static_cast<size_t>(l) * static_cast<size_t>(params_.n_ctx) * static_cast<size_t>(c_.cache_row()) * cache_elem();
+    return kv_ + static_cast<size_t>(l) * static_cast<size_t>(params_.n_ctx) * static_cast<size_t>(c_.cache_row()) * cache_elem();
   }
   // Columns [c0, c1) of cache row `pos` of layer base `layer` as floats.
   void cache_read(const uint8_t* layer, int64_t pos, int64_t c0, int64_t c1, float* out) const {
@@ -793,7 +828,7 @@ class Deepseek2Context final : public Context {
 
       for (int64_t t = 0; t < T; ++t) ops::rmsnorm(xb_ + t * E, x_ + t * E, L.ffn_norm, E, c.rms_eps);
       if (c.is_moe_layer(l)) {
-        SLM_TRY(moe(L, T, first, l - c.n_dense_lead));
+        SLM_TRY(moe(L, T, l - c.n_dense_lead));
       } else {
         SLM_TRY(ffn(L.w_gate, L.w_up, L.w_down, xb_, T, gy_));
       }
@@ -933,15 +968,15 @@ class Deepseek2Context final : public Context {
   }
 
   // Routed experts + shared experts of T tokens: xb_ (normed) -> gy_.
-  // `first`: index of the first token in this eval; `moe_layer`: index among the MoE layers.
-  Status moe(const Layer& L, int64_t T, int64_t first, int64_t moe_layer) {
+  // `moe_layer`: index among the MoE layers (routing_ records the choices of this step's tokens).
+  Status moe(const Layer& L, int64_t T, int64_t moe_layer) {
     const Config& c = c_;
     const int64_t E = c.n_embd, NE = c.n_expert, K = c.n_expert_used, F = c.n_ff_exp;
     SLM_TRY(matmul(L.gate_inp, xb_, E, T, router_, NE));
     const int64_t n_moe = c.n_layer - c.n_dense_lead;
     for (int64_t t = 0; t < T; ++t) {
       route(c, router_ + t * NE, L.exp_probs_b, route_id_ + t * K, route_w_ + t * K, route_scratch_);
-      std::copy_n(route_id_ + t * K, K, routing_.data() + ((first + t) * n_moe + moe_layer) * K);
+      std::copy_n(route_id_ + t * K, K, routing_ + (t * n_moe + moe_layer) * K);
     }
     // Group the (token, weight) pairs by expert (counting sort, tokens in order).
     std::fill_n(exp_off_, NE + 1, 0);
@@ -986,36 +1021,8 @@ class Deepseek2Context final : public Context {
   ContextParams params_;
   ContextPlan plan_;
   std::unique_ptr<ThreadPool> pool_;
-  std::vector<uint8_t> kv_;        // (n_layer, n_ctx, kv_lora_rank + qk_rope) F16 or F32: [latent | rope key]
-  std::vector<float> arena_;       // all float run-state below, allocated once
-  std::vector<uint8_t> scratch_;   // matmul's quantized activations
-  float* x_ = nullptr;       // (n_batch, n_embd) residual stream
-  float* xb_ = nullptr;      // (n_batch, n_embd) normed input of a block / attention output
-  float* gx_ = nullptr;      // (n_batch, n_embd) inputs gathered for one expert
-  float* gy_ = nullptr;      // (n_batch, n_embd) FFN / expert output
-  float* moe_ = nullptr;     // (n_batch, n_embd) weighted sum of routed experts
-  float* q_ = nullptr;       // (n_batch, n_head * qk_head) queries [nope | rope] per head
-  float* qa_ = nullptr;      // (n_batch, q_lora_rank) compressed query
-  float* kva_ = nullptr;     // (n_batch, kv_lora_rank + qk_rope) latent | rope key of new tokens
-  float* qc_ = nullptr;      // (n_batch, n_head, kv_lora_rank + qk_rope) absorbed queries
-  float* olat_ = nullptr;    // (n_batch, n_head, kv_lora_rank) attention output in latent space
-  float* att_ = nullptr;     // (n_batch, n_head * v_head) attention output before Wo
-  float* hb_ = nullptr;      // (n_batch, max FFN width) gate, then silu(gate) * up
-  float* hb2_ = nullptr;     // (n_batch, max FFN width) up
-  float* router_ = nullptr;  // (n_batch, n_expert) router logits
-  float* route_w_ = nullptr;     // (n_batch, n_expert_used) expert weights
-  int32_t* route_id_ = nullptr;  // (n_batch, n_expert_used) expert ids
-  float* cos_ = nullptr;     // (n_batch, qk_rope/2)
-  float* sin_ = nullptr;     // (n_batch, qk_rope/2)
-  float* scores_ = nullptr;  // (att_chunk * n_head, n_ctx) attention weights
-  float* rowbuf_ = nullptr;  // (n_threads, max(kv_lora_rank, qk_nope)) one converted row per thread
-  float* route_scratch_ = nullptr;  // (3 * n_expert,)
-  int32_t* exp_tok_ = nullptr;  // (n_batch * n_expert_used,) tokens grouped by expert
-  float* exp_w_ = nullptr;      // (n_batch * n_expert_used,) their weights
-  int32_t* exp_off_ = nullptr;  // (n_expert + 1,) start of each expert's group
-  float* logits_one_ = nullptr;
+  model_memory::Block block_;  // holds every buffer of Deepseek2Buffers
   std::vector<float> logits_all_;
-  std::vector<int32_t> routing_;  // (tokens of the last eval, MoE layers, n_expert_used); grows only
   int64_t n_routed_ = 0;
   int n_past_ = 0;
   int64_t n_logits_ = 0;
@@ -1026,10 +1033,8 @@ class Deepseek2Context final : public Context {
 Expected<std::unique_ptr<Context>> Deepseek2Model::create_context(const ContextParams& params) const {
   auto p = plan(params);
   if (!p) return p.error();
-  auto pool = ThreadPool::create(params.n_threads);
-  if (!pool) return pool.error();
   auto ctx = std::make_unique<Deepseek2Context>(*this, params, *p);
-  SLM_TRY(ctx->init(std::move(*pool)));
+  SLM_TRY(ctx->init());
   return std::unique_ptr<Context>(std::move(ctx));
 }
 

@@ -112,7 +112,9 @@ void route(const Config& c, const float* logits, const float* bias, int32_t* ids
 Expected<std::unique_ptr<Model>> load(gguf::File file, const ModelParams& params);
 
 // Test hook: the experts the last eval() of a deepseek2 context chose, laid out
-// [token of that eval][MoE layer][n_expert_used] (empty for other contexts). Tests give these to
+// [token][MoE layer][n_expert_used] for the tokens of its last forward step: the whole eval when
+// it had at most n_batch tokens, else its last chunk (the record is sized for n_batch tokens at
+// context creation, so eval never allocates for it). Empty for other contexts. Tests give these to
 // the reference where its own choice is a near-tie that rounding may flip.
 std::span<const int32_t> last_routing(const Context& ctx);
 

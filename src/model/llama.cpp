@@ -11,8 +11,10 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <optional>
 
+#include "model/context_memory.hpp"
 #include "slm/thread_pool.hpp"
 #include "slm/tokenizer.hpp"
 
@@ -291,14 +293,57 @@ namespace {
 // memory_bytes agree.
 struct ContextPlan {
   size_t kv_bytes = 0;
-  size_t act_floats = 0;      // activations, cos/sin, scores, one logits row
   size_t scratch_bytes = 0;   // matmul activation scratch
   size_t attn_scratch_bytes = 0;  // per thread: matmul scratch for attention scores
   int n_threads = 1;
-  size_t total() const {
-    return kv_bytes + act_floats * sizeof(float) + scratch_bytes + attn_scratch_bytes * static_cast<size_t>(n_threads);
-  }
+  size_t total_bytes = 0;     // the whole block (carve() measures it): kv + run-state + scratch
+  size_t total() const { return total_bytes; }
 };
+
+// Where a context's buffers live: all in one 64-byte-aligned block (the caller's arena or one
+// allocation), laid out by carve(). Shapes are in the comments.
+struct LlamaBuffers {
+  uint8_t* kv_ = nullptr;                // (n_layer, {K, V}, n_ctx, kv_dim) F16 or F32
+  std::span<ops::KvLayer> kv_layers_;    // (n_layer,) views into kv_ per layer
+  std::span<uint8_t> scratch_;           // (scratch_bytes,) matmul's quantized activations
+  uint8_t* attn_scratch_ = nullptr;      // (n_threads, attn_scratch_bytes) attention matmul scratch
+  std::span<Status> thread_status_;      // (n_threads,) attention result of each thread (constructed in place)
+  float* x_ = nullptr;       // (n_batch, n_embd) residual stream
+  float* xb_ = nullptr;      // (n_batch, n_embd) normed input of a block / block output
+  float* q_ = nullptr;       // (n_batch, n_head * head_dim) queries
+  float* att_ = nullptr;     // (n_batch, n_head * head_dim) attention output (before Wo)
+  float* k_ = nullptr;       // (n_batch, n_head_kv * head_dim) keys of the new tokens
+  float* v_ = nullptr;       // (n_batch, n_head_kv * head_dim) values of the new tokens
+  float* hb_ = nullptr;      // (n_batch, n_ff) gate, then silu(gate) * up
+  float* hb2_ = nullptr;     // (n_batch, n_ff) up
+  float* cos_ = nullptr;     // (n_batch, n_rot/2) RoPE cos per position
+  float* sin_ = nullptr;     // (n_batch, n_rot/2) RoPE sin per position
+  float* scores_ = nullptr;  // (n_threads, n_ctx) attention weights, one row per thread
+  float* logits_one_ = nullptr;  // (n_vocab,) logits of the last token
+};
+
+// Lays the buffers out on `cv` (a measuring Carver gives null pointers and the total size).
+// `p` has n_batch already capped at n_ctx.
+void carve(model_memory::Carver& cv, const Config& c, const ContextParams& p, const ContextPlan& plan, LlamaBuffers& b) {
+  const size_t B = static_cast<size_t>(p.n_batch), NT = static_cast<size_t>(p.n_threads);
+  b.kv_ = cv.take<uint8_t>(plan.kv_bytes);
+  b.kv_layers_ = {cv.take<ops::KvLayer>(static_cast<size_t>(c.n_layer)), static_cast<size_t>(c.n_layer)};
+  b.scratch_ = {cv.take<uint8_t>(plan.scratch_bytes), plan.scratch_bytes};
+  b.attn_scratch_ = cv.take<uint8_t>(plan.attn_scratch_bytes * NT);
+  b.thread_status_ = {cv.take<Status>(NT), NT};
+  b.x_ = cv.take<float>(B * c.n_embd);
+  b.xb_ = cv.take<float>(B * c.n_embd);
+  b.q_ = cv.take<float>(B * c.q_dim());
+  b.att_ = cv.take<float>(B * c.q_dim());
+  b.k_ = cv.take<float>(B * c.kv_dim());
+  b.v_ = cv.take<float>(B * c.kv_dim());
+  b.hb_ = cv.take<float>(B * c.n_ff);
+  b.hb2_ = cv.take<float>(B * c.n_ff);
+  b.cos_ = cv.take<float>(B * (c.n_rot / 2));
+  b.sin_ = cv.take<float>(B * (c.n_rot / 2));
+  b.scores_ = cv.take<float>(NT * static_cast<size_t>(p.n_ctx));
+  b.logits_one_ = cv.take<float>(c.n_vocab);
+}
 
 class LlamaModel final : public Model {
  public:
@@ -396,17 +441,10 @@ class LlamaModel final : public Model {
     if (p.n_threads <= 0 || p.n_threads > 1024) return errorf("context: n_threads must be in [1, 1024], got %d", p.n_threads);
     if (p.kv_type == KvType::Q8_0) return errorf("context: KV cache type Q8_0 is not supported yet (use F16 or F32)");
     const Config& c = config_;
-    const size_t B = static_cast<size_t>(p.n_batch), T = static_cast<size_t>(p.n_ctx);
+    const size_t T = static_cast<size_t>(p.n_ctx);
     ContextPlan plan;
     const size_t elem = p.kv_type == KvType::F16 ? 2 : 4;
     plan.kv_bytes = 2 * static_cast<size_t>(c.n_layer) * T * static_cast<size_t>(c.kv_dim()) * elem;
-    plan.act_floats = B * (2 * static_cast<size_t>(c.n_embd)          // x, xb
-                           + 2 * static_cast<size_t>(c.q_dim())        // q, att
-                           + 2 * static_cast<size_t>(c.kv_dim())       // k, v
-                           + 2 * static_cast<size_t>(c.n_ff)           // hb, hb2
-                           + static_cast<size_t>(c.n_rot))             // cos, sin
-                      + static_cast<size_t>(p.n_threads) * T           // attention scores
-                      + static_cast<size_t>(c.n_vocab);                // logits of one token
     auto need = [&](const kernels::Matrix& m) {
       plan.scratch_bytes = std::max(plan.scratch_bytes, kernels::matmul_scratch_bytes(m.type, m.n_cols, p.n_batch));
     };
@@ -416,6 +454,10 @@ class LlamaModel final : public Model {
     for (const Layer& L : weights_.layers) {
       for (const kernels::Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) need(*m);
     }
+    model_memory::Carver measure;  // the layout the context will use, measured
+    LlamaBuffers unused;
+    carve(measure, c, p, plan, unused);
+    plan.total_bytes = measure.used();
     return plan;
   }
 
@@ -441,42 +483,31 @@ class LlamaModel final : public Model {
 
 // ---- Context: run state and forward pass ---------------------------------------------------
 
-class LlamaContext final : public Context {
+class LlamaContext final : public Context, private LlamaBuffers {
  public:
   LlamaContext(const LlamaModel& model, const ContextParams& params, const ContextPlan& plan)
       : model_(model), c_(model.config()), w_(model.weights()), params_(params), plan_(plan) {}
 
-  Status init(std::unique_ptr<ThreadPool> pool) {
-    pool_ = std::move(pool);
-    const size_t B = static_cast<size_t>(params_.n_batch);
-    kv_.resize(plan_.kv_bytes);
-    arena_.resize(plan_.act_floats);
-    scratch_.resize(plan_.scratch_bytes);
-    attn_scratch_.resize(plan_.attn_scratch_bytes * static_cast<size_t>(params_.n_threads));
-    thread_status_.resize(static_cast<size_t>(params_.n_threads));
-    float* p = arena_.data();
-    auto take = [&](size_t n) { float* r = p; p += n; return r; };
-    x_ = take(B * c_.n_embd);
-    xb_ = take(B * c_.n_embd);
-    q_ = take(B * c_.q_dim());
-    att_ = take(B * c_.q_dim());
-    k_ = take(B * c_.kv_dim());
-    v_ = take(B * c_.kv_dim());
-    hb_ = take(B * c_.n_ff);
-    hb2_ = take(B * c_.n_ff);
-    cos_ = take(B * (c_.n_rot / 2));
-    sin_ = take(B * (c_.n_rot / 2));
-    scores_ = take(static_cast<size_t>(params_.n_threads) * params_.n_ctx);
-    logits_one_ = take(c_.n_vocab);
+  ~LlamaContext() override { std::destroy(thread_status_.begin(), thread_status_.end()); }
+
+  // All buffers from one block (params_.arena or one allocation): no other allocation here
+  // but the thread pool's, made after the arena is known to fit.
+  Status init() {
+    SLM_TRY(block_.init(params_, plan_.total_bytes));
+    model_memory::Carver cv(block_.data());
+    carve(cv, c_, params_, plan_, *this);
+    std::uninitialized_default_construct(thread_status_.begin(), thread_status_.end());  // the destructor's pair
+    auto pool = ThreadPool::create(params_.n_threads);
+    if (!pool) return pool.error();
+    pool_ = std::move(*pool);
 
     const size_t elem = params_.kv_type == KvType::F16 ? 2 : 4;
     const size_t layer_bytes = static_cast<size_t>(params_.n_ctx) * c_.kv_dim() * elem;
-    kv_layers_.resize(static_cast<size_t>(c_.n_layer));
     for (size_t l = 0; l < kv_layers_.size(); ++l) {
-      ops::KvLayer& kl = kv_layers_[l];
+      ops::KvLayer& kl = *new (&kv_layers_[l]) ops::KvLayer;  // the block is raw memory
       kl.f16 = params_.kv_type == KvType::F16;
-      kl.k = kv_.data() + (2 * l) * layer_bytes;
-      kl.v = kv_.data() + (2 * l + 1) * layer_bytes;
+      kl.k = kv_ + (2 * l) * layer_bytes;
+      kl.v = kv_ + (2 * l + 1) * layer_bytes;
       kl.kv_dim = c_.kv_dim();
     }
     return Status::success();
@@ -575,7 +606,7 @@ class LlamaContext final : public Context {
         split_range(static_cast<long>(items), i, n, &b, &e);
         thread_status_[static_cast<size_t>(i)] =
             ops::attention(shape, kv, q_, Q, att_, Q, pos0, T, b, e, scores_ + static_cast<size_t>(i) * params_.n_ctx,
-                           attn_scratch_.data() + static_cast<size_t>(i) * plan_.attn_scratch_bytes,
+                           attn_scratch_ + static_cast<size_t>(i) * plan_.attn_scratch_bytes,
                            plan_.attn_scratch_bytes);
       };
       if (pool_) pool_->run(attend); else attend(0, 1);
@@ -612,24 +643,7 @@ class LlamaContext final : public Context {
   ContextParams params_;
   ContextPlan plan_;
   std::unique_ptr<ThreadPool> pool_;
-  std::vector<uint8_t> kv_;              // (n_layer, {K, V}, n_ctx, kv_dim) F16 or F32
-  std::vector<ops::KvLayer> kv_layers_;  // views into kv_ per layer
-  std::vector<float> arena_;             // all float run-state below, allocated once
-  std::vector<uint8_t> scratch_;         // matmul's quantized activations
-  std::vector<uint8_t> attn_scratch_;    // (n_threads, attn_scratch_bytes) attention matmul scratch
-  std::vector<Status> thread_status_;    // (n_threads,) attention result of each thread
-  float* x_ = nullptr;       // (n_batch, n_embd) residual stream
-  float* xb_ = nullptr;      // (n_batch, n_embd) normed input of a block / block output
-  float* q_ = nullptr;       // (n_batch, n_head * head_dim) queries
-  float* att_ = nullptr;     // (n_batch, n_head * head_dim) attention output (before Wo)
-  float* k_ = nullptr;       // (n_batch, n_head_kv * head_dim) keys of the new tokens
-  float* v_ = nullptr;       // (n_batch, n_head_kv * head_dim) values of the new tokens
-  float* hb_ = nullptr;      // (n_batch, n_ff) gate, then silu(gate) * up
-  float* hb2_ = nullptr;     // (n_batch, n_ff) up
-  float* cos_ = nullptr;     // (n_batch, n_rot/2) RoPE cos per position
-  float* sin_ = nullptr;     // (n_batch, n_rot/2) RoPE sin per position
-  float* scores_ = nullptr;  // (n_threads, n_ctx) attention weights, one row per thread
-  float* logits_one_ = nullptr;  // (n_vocab,) logits of the last token
+  model_memory::Block block_;  // holds every buffer of LlamaBuffers
   std::vector<float> logits_all_;  // (n_tokens, n_vocab) with all_logits; grows, never shrinks
   int n_past_ = 0;
   int64_t n_logits_ = 0;
@@ -641,10 +655,8 @@ Expected<std::unique_ptr<Context>> LlamaModel::create_context(const ContextParam
   auto p = plan(requested);
   const ContextParams params = effective(requested);
   if (!p) return p.error();
-  auto pool = ThreadPool::create(params.n_threads);
-  if (!pool) return pool.error();
   auto ctx = std::make_unique<LlamaContext>(*this, params, *p);
-  SLM_TRY(ctx->init(std::move(*pool)));
+  SLM_TRY(ctx->init());
   return std::unique_ptr<Context>(std::move(ctx));
 }
 
