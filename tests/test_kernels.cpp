@@ -288,3 +288,54 @@ TEST_CASE("kernels that keep the reference's arithmetic equal it bit for bit") {
     }
   }
 }
+
+TEST_CASE("weighted_row_sum equals the scalar product-then-sum loop bit for bit on every level") {
+  std::mt19937 rng(900);
+  std::uniform_real_distribution<float> u(-2.0f, 2.0f);
+  for (DType type : {DType::F16, DType::F32}) {
+    const size_t elem = type == DType::F16 ? 2 : 4;
+    for (int64_t n : {128, 70, 13}) {  // 70: a 64-wide chunk, an 8-wide step and a scalar tail
+      for (int64_t n_rows : {0, 1, 37}) {
+        const size_t stride = elem * static_cast<size_t>(n + 9);
+        std::vector<uint8_t> rows(stride * static_cast<size_t>(n_rows) + 64);
+        std::vector<float> weights(static_cast<size_t>(n_rows) + 1);
+        for (float& w : weights) w = u(rng);
+        for (int64_t p = 0; p < n_rows; ++p)
+          for (int64_t d = 0; d < n + 9; ++d) {
+            uint8_t* at = rows.data() + static_cast<size_t>(p) * stride + static_cast<size_t>(d) * elem;
+            if (type == DType::F16) {
+              const uint16_t h = f32_to_f16(u(rng));
+              std::memcpy(at, &h, 2);
+            } else {
+              const float f = u(rng);
+              std::memcpy(at, &f, 4);
+            }
+          }
+        std::vector<float> want(static_cast<size_t>(n), 0.0f);
+        for (int64_t p = 0; p < n_rows; ++p)
+          for (int64_t d = 0; d < n; ++d) {
+            const uint8_t* at = rows.data() + static_cast<size_t>(p) * stride + static_cast<size_t>(d) * elem;
+            float v;
+            if (type == DType::F16) {
+              uint16_t h;
+              std::memcpy(&h, at, 2);
+              v = f16_to_f32(h);
+            } else {
+              std::memcpy(&v, at, 4);
+            }
+            const float prod = weights[static_cast<size_t>(p)] * v;
+            want[static_cast<size_t>(d)] = want[static_cast<size_t>(d)] + prod;
+          }
+        for (IsaLevel level : levels_here()) {
+          std::vector<float> got(static_cast<size_t>(n) + 1, NAN);
+          REQUIRE(kernels::weighted_row_sum(level, type, rows.data(), stride, n_rows, weights.data(), n, got.data()).ok());
+          CHECK_MESSAGE(std::memcmp(want.data(), got.data(), want.size() * sizeof(float)) == 0,
+                        isa_level_name(level) << " type " << static_cast<int>(type) << " n " << n << " rows " << n_rows);
+          CHECK(std::isnan(got.back()));  // nothing written past n
+        }
+      }
+    }
+  }
+  float out = 0.0f;
+  CHECK_FALSE(kernels::weighted_row_sum(DType::Q8_0, &out, 4, 1, &out, 1, &out).ok());
+}

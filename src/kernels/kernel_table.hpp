@@ -31,9 +31,15 @@ struct TypeKernels {
 // GGUF type ids are < 40 (dtype.hpp); the table is indexed by the id.
 constexpr int kTypeSlots = 40;
 
+// kernels::weighted_row_sum for one row type.
+using WeightedSumFn = void (*)(const void* rows, size_t row_stride, int64_t n_rows, const float* weights, int64_t n,
+                               float* out);
+
 struct KernelTable {
   IsaLevel level = IsaLevel::scalar;
   TypeKernels by_type[kTypeSlots];
+  WeightedSumFn weighted_sum_f16 = nullptr;
+  WeightedSumFn weighted_sum_f32 = nullptr;
 };
 
 // Each level's table starts as a copy of the level below it and overrides the entries it has

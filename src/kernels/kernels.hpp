@@ -45,5 +45,15 @@ Status matmul(IsaLevel level, const Matrix& w, const float* x, int64_t ldx, int6
 // e.g. "gemm_q8_0_q8_0_avx512vnni"; nullptr when there is none.
 const char* matmul_kernel_name(DType weight_type, IsaLevel level);
 
+// out[d] = sum_{p < n_rows} weights[p] * rows[p][d] for d < n: attention's weighted sum of value
+// rows. rows: n_rows rows of `type` (F16 or F32), row_stride bytes apart. Each out[d] is formed
+// as 0, then out[d] + weights[p] * v (a product, then a sum: no FMA) for p in order, on every
+// level, so the result is the same bit for bit as that plain scalar loop.
+Status weighted_row_sum(DType type, const void* rows, size_t row_stride, int64_t n_rows, const float* weights,
+                        int64_t n, float* out);
+// The same at a given ISA level (tests): an error when this CPU or build cannot run `level`.
+Status weighted_row_sum(IsaLevel level, DType type, const void* rows, size_t row_stride, int64_t n_rows,
+                        const float* weights, int64_t n, float* out);
+
 }  // namespace kernels
 }  // namespace slm

@@ -59,9 +59,29 @@ void rows_dequant_dot_scalar(const Matrix& w, int64_t r0, int64_t r1, const void
   }
 }
 
+// weighted_row_sum, scalar: the reference loop (product, then sum, p in order).
+template <class T>
+void weighted_sum_scalar(const void* rows, size_t row_stride, int64_t n_rows, const float* weights, int64_t n,
+                         float* out) {
+  for (int64_t d = 0; d < n; ++d) out[d] = 0.0f;
+  for (int64_t p = 0; p < n_rows; ++p) {
+    const auto* v = reinterpret_cast<const T*>(static_cast<const uint8_t*>(rows) + static_cast<size_t>(p) * row_stride);
+    const float a = weights[p];
+    for (int64_t d = 0; d < n; ++d) {
+      float x;
+      if constexpr (sizeof(T) == 2) x = f16_to_f32(v[d]);
+      else x = v[d];
+      const float prod = a * x;
+      out[d] = out[d] + prod;
+    }
+  }
+}
+
 }  // namespace
 
 void add_scalar_kernels(KernelTable& table) {
+  table.weighted_sum_f16 = weighted_sum_scalar<uint16_t>;
+  table.weighted_sum_f32 = weighted_sum_scalar<float>;
   for (int id = 0; id < kTypeSlots; ++id) {
     const TypeTraits* tt = type_traits(static_cast<uint32_t>(id));
     if (!tt || !tt->to_float) continue;
@@ -178,6 +198,29 @@ Status matmul(IsaLevel level, const Matrix& w, const float* x, int64_t ldx, int6
   };
   if (pool) pool->run(rows);
   else rows(0, 1);
+  return Status::success();
+}
+
+Status weighted_row_sum(DType type, const void* rows, size_t row_stride, int64_t n_rows, const float* weights,
+                        int64_t n, float* out) {
+  return weighted_row_sum(default_isa_level(), type, rows, row_stride, n_rows, weights, n, out);
+}
+
+Status weighted_row_sum(IsaLevel level, DType type, const void* rows, size_t row_stride, int64_t n_rows,
+                        const float* weights, int64_t n, float* out) {
+  if (type != DType::F16 && type != DType::F32)
+    return errorf("weighted_row_sum: rows must be F16 or F32, not type id %u", static_cast<unsigned>(type));
+  if (n_rows < 0 || n < 0) return errorf("weighted_row_sum: bad shape %lld x %lld", static_cast<long long>(n_rows),
+                                         static_cast<long long>(n));
+  if (n == 0) return Status::success();
+  if (!out || (n_rows > 0 && (!rows || !weights))) return errorf("weighted_row_sum: null pointer");
+  const size_t elem = type == DType::F16 ? 2 : 4;
+  if (n_rows > 1 && row_stride < elem * static_cast<size_t>(n))
+    return errorf("weighted_row_sum: row stride %zu is less than %lld elements", row_stride, static_cast<long long>(n));
+  const detail::KernelTable* table = detail::kernel_table(level);
+  if (!table)
+    return errorf("weighted_row_sum: ISA level %s is not supported on this CPU/build", isa_level_name(level));
+  (type == DType::F16 ? table->weighted_sum_f16 : table->weighted_sum_f32)(rows, row_stride, n_rows, weights, n, out);
   return Status::success();
 }
 

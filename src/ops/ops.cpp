@@ -114,23 +114,8 @@ void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const floa
 
 // ---- Attention -------------------------------------------------------------------------------
 
-namespace {
-
-inline float load(const uint16_t* p, int64_t i) { return half_to_float(p[i]); }
-inline float load(const float* p, int64_t i) { return p[i]; }
-
-template <class T>
-void accumulate_values(const T* vc, int64_t kv_dim, int64_t kv_off, int64_t hd, const float* weights,
-                       int64_t n_pos, float* oh) {
-  for (int64_t d = 0; d < hd; ++d) oh[d] = 0.0f;
-  for (int64_t p = 0; p < n_pos; ++p) {
-    const T* vp = vc + p * kv_dim + kv_off;
-    const float a = weights[p];
-    for (int64_t d = 0; d < hd; ++d) oh[d] += a * load(vp, d);  // independent lanes: vectorizes
-  }
-}
-
-}  // namespace
+// The value sum is kernels::weighted_row_sum (vectorized per ISA level, same results as the
+// scalar loop).
 
 void kv_store(const KvLayer& layer, int64_t pos, const float* k, const float* v) {
   if (layer.f16) {
@@ -174,10 +159,8 @@ Status attention(const AttentionShape& s, const KvLayer& layer, const float* q, 
     for (int64_t p = 0; p <= pos; ++p) scores[p] *= s.scale;
     softmax(scores, pos + 1);
     float* oh = out + t * ldo + h * hd;           // (head_dim,) weighted sum of values
-    if (layer.f16)
-      accumulate_values(static_cast<const uint16_t*>(layer.v), layer.kv_dim, kv_off, hd, scores, pos + 1, oh);
-    else
-      accumulate_values(static_cast<const float*>(layer.v), layer.kv_dim, kv_off, hd, scores, pos + 1, oh);
+    SLM_TRY(kernels::weighted_row_sum(keys.type, static_cast<const uint8_t*>(layer.v) + static_cast<size_t>(kv_off) * elem,
+                                      keys.row_stride, pos + 1, scores, hd, oh));
   }
   return Status::success();
 }
