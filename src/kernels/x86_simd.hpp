@@ -245,8 +245,18 @@ inline float dot_q8_0_q8x(const uint8_t* row, const uint8_t* act_row, int64_t n)
 // -sum(a) so that they add up to sum((q - 8) a); the scales of 8 blocks come from one gather
 // and are spread to the lane halves with one permute per pair. About 9 vector operations per
 // block pair against ~18 for the 256-bit kernel: the GEMV is then memory-bound.
-inline float dot_q4_0_q8x(const uint8_t* row, const uint8_t* act_row, int64_t n) {
-  const auto* wb = reinterpret_cast<const quant::block_q4_0*>(row);
+// NR rows (1 or 2) at once share the activation loads and the bias permutes; each row's
+// arithmetic is the same for NR = 1 and 2, so results do not depend on how rows are grouped.
+// GCC 12 reports the _mm512_undefined_* operand inside its own broadcast/permute/convert
+// intrinsics as maybe-uninitialized (a false positive, as in kernels_avx512vnni.cpp).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+template <int NR>
+inline void dot_q4_0_q8x_rows(const uint8_t* row, size_t row_stride, const uint8_t* act_row, int64_t n, float* out) {
+  const quant::block_q4_0* wb[NR];
+  for (int r = 0; r < NR; ++r) wb[r] = reinterpret_cast<const quant::block_q4_0*>(row + r * row_stride);
   const ActQ8x a = act_q8x_view(act_row, n);
   const __m512i low4 = _mm512_set1_epi8(0x0f);
   // Pair j of a group of 8 blocks: lanes 0-7 read element 2j, lanes 8-15 element 2j + 1.
@@ -255,38 +265,62 @@ inline float dot_q4_0_q8x(const uint8_t* row, const uint8_t* act_row, int64_t n)
       _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3),
       _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5),
       _mm512_setr_epi32(6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7)};
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  __m512 acc0[NR], acc1[NR];
+  for (int r = 0; r < NR; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
   const int64_t nb = n / 32;
   int64_t b = 0;
   for (; b + 8 <= nb; b += 8) {
-    const auto* bytes = reinterpret_cast<const uint8_t*>(wb + b);
-    prefetch(bytes + kPrefetchBytes);
-    prefetch(bytes + kPrefetchBytes + 64);
-    prefetch(bytes + kPrefetchBytes + 128);  // 8 blocks = 144 bytes: up to 3 lines
-    const __m512 s = _mm512_castps256_ps512(block_scales8(wb + b, a.d + b));
+    __m512 s[NR];
+#pragma GCC unroll 2
+    for (int r = 0; r < NR; ++r) {
+      const auto* bytes = reinterpret_cast<const uint8_t*>(wb[r] + b);
+      prefetch(bytes + kPrefetchBytes);
+      prefetch(bytes + kPrefetchBytes + 64);
+      prefetch(bytes + kPrefetchBytes + 128);  // 8 blocks = 144 bytes: up to 3 lines
+      s[r] = _mm512_castps256_ps512(block_scales8(wb[r] + b, a.d + b));
+    }
     const __m512i neg_sum = _mm512_castsi256_si512(
         _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.sum + b))));
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
-      const quant::block_q4_0& x0 = wb[b + 2 * j];
-      const quant::block_q4_0& x1 = wb[b + 2 * j + 1];
-      __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x0.qs)));
-      v = _mm512_mask_broadcast_i32x4(v, 0xff00, _mm_loadu_si128(reinterpret_cast<const __m128i*>(x1.qs)));
-      v = _mm512_mask_srli_epi16(v, 0xff00ff00u, v, 4);  // 16-bit lanes 8-15 and 24-31: 128-bit lanes 1, 3
-      const __m512i q = _mm512_and_si512(v, low4);
       const __m512i av = _mm512_loadu_si512(a.qs + 32 * (b + 2 * j));
-      const __m512i isum = _mm512_dpbusd_epi32(_mm512_permutexvar_epi32(pair_idx[j], neg_sum), q, av);
-      const __m512 p = _mm512_cvtepi32_ps(isum);
-      const __m512 sc = _mm512_permutexvar_ps(pair_idx[j], s);
-      if (j % 2 == 0) acc0 = _mm512_fmadd_ps(p, sc, acc0);
-      else acc1 = _mm512_fmadd_ps(p, sc, acc1);
+      const __m512i init = _mm512_permutexvar_epi32(pair_idx[j], neg_sum);
+#pragma GCC unroll 2
+      for (int r = 0; r < NR; ++r) {
+        const quant::block_q4_0& x0 = wb[r][b + 2 * j];
+        const quant::block_q4_0& x1 = wb[r][b + 2 * j + 1];
+        __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x0.qs)));
+        v = _mm512_mask_broadcast_i32x4(v, 0xff00, _mm_loadu_si128(reinterpret_cast<const __m128i*>(x1.qs)));
+        v = _mm512_mask_srli_epi16(v, 0xff00ff00u, v, 4);  // 16-bit lanes 8-15 and 24-31: 128-bit lanes 1, 3
+        const __m512i q = _mm512_and_si512(v, low4);
+        const __m512 p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(init, q, av));
+        const __m512 sc = _mm512_permutexvar_ps(pair_idx[j], s[r]);
+        if (j % 2 == 0) acc0[r] = _mm512_fmadd_ps(p, sc, acc0[r]);
+        else acc1[r] = _mm512_fmadd_ps(p, sc, acc1[r]);
+      }
     }
   }
-  __m256 tail = _mm256_setzero_ps();
-  for (; b < nb; ++b)
-    tail = _mm256_fmadd_ps(_mm256_cvtepi32_ps(block_dot_q4_0(wb[b], a, b)),
-                           _mm256_set1_ps(_cvtsh_ss(wb[b].d) * a.d[b]), tail);
-  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + hsum_ps(tail);
+  for (int r = 0; r < NR; ++r) {
+    __m256 tail = _mm256_setzero_ps();
+    for (int64_t t = b; t < nb; ++t)
+      tail = _mm256_fmadd_ps(_mm256_cvtepi32_ps(block_dot_q4_0(wb[r][t], a, t)),
+                             _mm256_set1_ps(_cvtsh_ss(wb[r][t].d) * a.d[t]), tail);
+    // Through memory: GCC 12's 512->256-bit extracts (and _mm512_reduce_add_ps) trip its
+    // -Wuninitialized on their own _mm512_undefined operand.
+    alignas(64) float lanes[16];
+    _mm512_store_ps(lanes, _mm512_add_ps(acc0[r], acc1[r]));
+    out[r] = hsum_ps(_mm256_add_ps(_mm256_load_ps(lanes), _mm256_load_ps(lanes + 8))) + hsum_ps(tail);
+  }
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+inline float dot_q4_0_q8x(const uint8_t* row, const uint8_t* act_row, int64_t n) {
+  float out;
+  dot_q4_0_q8x_rows<1>(row, 0, act_row, n, &out);
+  return out;
 }
 #else
 inline float dot_q4_0_q8x(const uint8_t* row, const uint8_t* act_row, int64_t n) {
@@ -301,6 +335,22 @@ void rows_q8_0_q8x(const Matrix& w, int64_t r0, int64_t r1, const void* act, siz
 
 void rows_q4_0_q8x(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride,
                    int64_t n_tokens, float* y, int64_t ldy) {
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+  // Two rows per pass for one token (decode); same per-row results as one row at a time.
+  if (n_tokens == 1) {
+    int64_t r = r0;
+    for (; r + 2 <= r1; r += 2) {
+      float out[2];
+      dot_q4_0_q8x_rows<2>(static_cast<const uint8_t*>(w.data) + static_cast<size_t>(r) * w.row_stride, w.row_stride,
+                           static_cast<const uint8_t*>(act), w.n_cols, out);
+      y[r] = out[0];
+      y[r + 1] = out[1];
+    }
+    if (r < r1) y[r] = dot_q4_0_q8x(static_cast<const uint8_t*>(w.data) + static_cast<size_t>(r) * w.row_stride,
+                                    static_cast<const uint8_t*>(act), w.n_cols);
+    return;
+  }
+#endif
   rows_loop(w, r0, r1, act, act_stride, n_tokens, y, ldy, dot_q4_0_q8x);
 }
 
