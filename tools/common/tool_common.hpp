@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "slm/cpu.hpp"
+#include "slm/model.hpp"
 #include "slm/status.hpp"
 
 namespace slm::tool {
@@ -76,6 +77,13 @@ class Args {
       return 0;
     }
     return x;
+  }
+  // The value of --kv: the KV cache element type (f16 or f32).
+  KvType kv_value() {
+    const std::string v = value();
+    if (v == "f32") return KvType::F32;
+    if (v != "f16" && error_.empty()) fail("--kv: expected f16 or f32, got '" + v + "'");
+    return KvType::F16;
   }
   void fail(std::string message) {
     if (error_.empty()) error_ = std::move(message);

@@ -448,10 +448,7 @@ int main(int argc, char** argv) {
     } else if (a.is("-b", "--batch")) {
       o.n_batch = static_cast<int>(a.int_value(1, 1 << 16));
     } else if (a.is("--kv")) {
-      const std::string v = a.value();
-      if (v == "f16") o.kv = slm::KvType::F16;
-      else if (v == "f32") o.kv = slm::KvType::F32;
-      else a.fail("--kv: expected f16 or f32, got '" + v + "'");
+      o.kv = a.kv_value();
     } else if (a.is("--isa")) {
       o.isa = a.value();
     } else if (a.is("-o", "--output")) {

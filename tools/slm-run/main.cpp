@@ -338,10 +338,7 @@ int main(int argc, char** argv) {
     } else if (a.is("--seed")) {
       o.sp.seed = static_cast<uint64_t>(a.int_value(0, INT64_MAX));
     } else if (a.is("--kv")) {
-      const std::string v = a.value();
-      if (v == "f16") o.kv = slm::KvType::F16;
-      else if (v == "f32") o.kv = slm::KvType::F32;
-      else a.fail("--kv: expected f16 or f32, got '" + v + "'");
+      o.kv = a.kv_value();
     } else if (a.is("--isa")) {
       o.isa = a.value();
     } else if (a.is("--print-ids")) {
