@@ -138,7 +138,10 @@ slm::Expected<std::vector<int32_t>> generate(const Options& o, const slm::tool::
   timing.prompt_tokens += static_cast<int>(input.size());
 
   std::vector<int32_t> out;
-  slm::StreamingDecoder stream(text.tokenizer());
+  // Control tokens (BOS, <｜User｜>, ...) are not text: like llama.cpp's CLI, do not print them.
+  // <think> and </think> are ordinary added tokens in the R1 vocabularies, so they still reach
+  // the reasoning splitter.
+  slm::StreamingDecoder stream(text.tokenizer(), {.skip_special = true});
   t0 = slm::tool::now_seconds();
   while (o.n_predict < 0 || static_cast<int>(out.size()) < o.n_predict) {
     const int32_t tok = sampler.sample(ctx.logits());
