@@ -1,5 +1,6 @@
 // Double-precision naive deepseek2 forward pass (see deepseek2_reference.hpp). Deliberately plain.
 #include "reference/deepseek2_reference.hpp"
+#include "reference/reference.hpp"  // dequant
 
 #include <algorithm>
 #include <cmath>
@@ -11,24 +12,6 @@ namespace slm::ref {
 
 namespace {
 
-Expected<std::vector<double>> dequant(const gguf::File& f, const std::string& name, bool required = true) {
-  const gguf::TensorInfo* t = f.find_tensor(name);
-  if (t == nullptr) {
-    if (required) return errorf("reference: tensor %s missing", name.c_str());
-    return std::vector<double>();
-  }
-  const TypeTraits& tt = traits(t->type);
-  auto rb = row_bytes(t->type, t->ne[0]);
-  if (!rb || tt.to_float == nullptr) return errorf("reference: tensor %s: type %s", name.c_str(), tt.name);
-  std::vector<float> row(static_cast<size_t>(t->ne[0]));
-  std::vector<double> out;
-  out.reserve(t->n_elements);
-  for (int64_t r = 0; r < t->rows(); ++r) {
-    tt.to_float(t->data + static_cast<size_t>(r) * *rb, row.data(), t->ne[0]);
-    for (float v : row) out.push_back(v);
-  }
-  return out;
-}
 
 using Vec = std::vector<double>;
 

@@ -7,10 +7,7 @@
 
 namespace slm::ref {
 
-namespace {
-
-// A whole tensor as doubles, row-major (rows of ne[0]).
-Expected<std::vector<double>> dequant(const gguf::File& f, const std::string& name, bool required = true) {
+Expected<std::vector<double>> dequant(const gguf::File& f, const std::string& name, bool required) {
   const gguf::TensorInfo* t = f.find_tensor(name);
   if (t == nullptr) {
     if (required) return errorf("reference: tensor %s missing", name.c_str());
@@ -28,6 +25,9 @@ Expected<std::vector<double>> dequant(const gguf::File& f, const std::string& na
   }
   return out;
 }
+
+namespace {
+
 
 // y = W x, W with `rows` rows of x.size() columns.
 std::vector<double> matvec(const std::vector<double>& w, const std::vector<double>& x, int64_t rows) {

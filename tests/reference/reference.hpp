@@ -12,6 +12,10 @@
 
 namespace slm::ref {
 
+// A whole tensor as doubles, row-major (rows of ne[0]), through the engine's dequantization only.
+// A missing tensor is an error when required, else an empty vector.
+Expected<std::vector<double>> dequant(const gguf::File& f, const std::string& name, bool required = true);
+
 class Reference {
  public:
   static Expected<Reference> load(const gguf::File& file);
