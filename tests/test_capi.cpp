@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "capi/text_stream.hpp"
+#include "slm/cpu.hpp"
 #include "slm/gguf.hpp"
 #include "slm/model.hpp"
 #include "slm/slm.hpp"
@@ -332,6 +334,45 @@ TEST_CASE("prefill, decode, logits and sample agree with the C++ API; generate a
   CHECK(col.tokens == expect);
   // The last token is reported but not evaluated: 6 + 11 positions.
   CHECK(slm_context_n_past(c.ctx) == 17);
+}
+
+TEST_CASE("per-context kernel level: each runnable level gives the scalar level's tokens; others are refused") {
+  Model m(small_spec());
+  const std::vector<int32_t> prompt = {259, 40, 41, 42, 100, 7};
+  std::vector<int32_t> scalar_tokens;
+  for (const char* name : {"scalar", "avx2", "avx512", "avx512vnni", "amx", "neon", "neon-dotprod"}) {
+    CAPTURE(name);
+    slm_context_params p = greedy_params();
+    char copy[32];
+    std::snprintf(copy, sizeof copy, "%s", name);  // the library keeps no pointer to it
+    p.isa = copy;
+    slm_context* ctx = nullptr;
+    const auto level = slm::parse_isa_level(name);
+    REQUIRE(level.ok());
+    if (!slm::isa_level_supported(*level)) {
+      CHECK(slm_context_create(m.model, &p, &ctx) == SLM_ERR_INVALID_ARGUMENT);
+      CHECK(std::string(slm_last_error()).find("not supported") != std::string::npos);
+      continue;
+    }
+    REQUIRE(slm_context_create(m.model, &p, &ctx) == SLM_OK);
+    std::memset(copy, 0, sizeof copy);
+    REQUIRE(slm_prefill(ctx, prompt.data(), prompt.size()) == SLM_OK);
+    std::vector<int32_t> got;
+    for (int i = 0; i < 8; ++i) {
+      int32_t t = -1;
+      REQUIRE(slm_sample(ctx, &t) == SLM_OK);
+      got.push_back(t);
+      REQUIRE(slm_decode(ctx, t) == SLM_OK);
+    }
+    if (scalar_tokens.empty()) scalar_tokens = got;
+    CHECK(got == scalar_tokens);
+    slm_context_free(ctx);
+  }
+  slm_context_params p = greedy_params();
+  p.isa = "avx9000";
+  slm_context* ctx = nullptr;
+  CHECK(slm_context_create(m.model, &p, &ctx) == SLM_ERR_INVALID_ARGUMENT);
+  CHECK(std::string(slm_last_error()).find("isa") != std::string::npos);
 }
 
 TEST_CASE("evaluation errors name the problem on the context") {

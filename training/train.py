@@ -229,14 +229,18 @@ def main():
     tokens = 0
     run_loss = 0.0
     run_n = 0
-    # Cosine decay over the expected number of steps; re-estimated from the measured step time.
+    # Cosine decay over the expected number of steps (re-estimated from the measured step time)
+    # or over the time budget, whichever runs out first.
     planned = a.steps
     while step < a.steps and time.time() < deadline:
         if step == 20:
             per_step = (time.time() - start) / 20
             planned = min(a.steps, int(a.minutes * 60 / per_step))
             print("%.2fs/step -> about %d steps" % (per_step, planned), flush=True)
-        lr = a.lr * min(1.0, (step + 1) / a.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(1, planned)))))
+        # Progress is the larger of steps done and time used, so the schedule still anneals to
+        # its floor by the deadline when the box gets busier (slower steps) after step 20.
+        progress = min(1.0, max(step / max(1, planned), (time.time() - start) / (a.minutes * 60)))
+        lr = a.lr * min(1.0, (step + 1) / a.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
         for g in opt.param_groups:
             g["lr"] = lr
         x, y, m = make_batch(next(stream))

@@ -14,11 +14,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "slm/cpu.hpp"
 #include "slm/status.hpp"
 
 namespace slm {
@@ -50,6 +52,10 @@ struct ContextParams {
   // pool (docs/EMBEDDING.md lists them); eval with all_logits still allocates its rows.
   void* arena = nullptr;
   size_t arena_bytes = 0;
+  // Kernel level of this context's matrix products (a lower one than the CPU's best, to compare
+  // or to work around a problem). Unset: default_isa_level() (the best this CPU and build run,
+  // or what SLM_ISA asked for). Context::create fails when this CPU or build cannot run it.
+  std::optional<IsaLevel> isa;
 };
 
 // Architecture-independent facts about a loaded model (filled and validated from GGUF keys).

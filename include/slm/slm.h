@@ -160,6 +160,11 @@ typedef struct slm_context_params {
    * (slm_memory_estimate.context_bytes minus the arena size) stay on the heap. */
   void* arena;
   size_t arena_bytes;
+  /* Kernel level of this context's matrix products, by name as slm_isa_level() prints it
+   * ("scalar", "avx2", "avx512", "avx512vnni", "amx", "neon", "neon-dotprod"); NULL (default):
+   * the best this CPU runs, or what the SLM_ISA environment variable asked for. A level this CPU
+   * or build cannot run makes slm_context_create fail. */
+  const char* isa;
 } slm_context_params;
 
 SLM_API slm_context_params slm_context_default_params(void);

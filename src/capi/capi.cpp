@@ -134,6 +134,9 @@ slm::ContextParams to_cpp(const slm_context_params& p) {
   cp.kv_type = p.kv_type == SLM_KV_F32 ? slm::KvType::F32 : slm::KvType::F16;
   cp.arena = p.arena;  // NULL (and arena_bytes 0) for callers built before the fields existed
   cp.arena_bytes = p.arena_bytes;
+  if (p.isa != nullptr) {
+    if (auto level = slm::parse_isa_level(p.isa)) cp.isa = *level;  // checked by check_context_params
+  }
   return cp;
 }
 
@@ -167,6 +170,8 @@ const char* check_context_params(const slm_context_params& p) {
   if (p.n_threads <= 0 || p.n_threads > 1024) return "n_threads must be in [1, 1024]";
   if (p.kv_type != SLM_KV_F16 && p.kv_type != SLM_KV_F32) return "kv_type must be SLM_KV_F16 or SLM_KV_F32";
   if (p.log_level < SLM_LOG_ERROR || p.log_level > SLM_LOG_DEBUG) return "log_level must be an slm_log_level";
+  if (p.isa != nullptr && !slm::parse_isa_level(p.isa).ok())
+    return "isa must be NULL or a kernel level name (scalar, avx2, avx512, avx512vnni, amx, neon, neon-dotprod)";
   return check_sampler(p.sampler);
 }
 
@@ -548,14 +553,18 @@ slm_status slm_context_create(const slm_model* m, const slm_context_params* para
     if (const char* bad = check_context_params(c->params)) return fail(SLM_ERR_INVALID_ARGUMENT, "context create: %s", bad);
     c->owner = m;
     c->error.reserve(1024);
-    auto ctx = m->model->create_context(to_cpp(c->params));
+    const slm::ContextParams cpp_params = to_cpp(c->params);
+    auto ctx = m->model->create_context(cpp_params);
     if (!ctx) return fail(SLM_ERR_INVALID_ARGUMENT, "context create: %s", ctx.error().message.c_str());
+    // The caller's isa string need not outlive this call: keep the library's own name for it.
+    const char* isa_name = slm::isa_level_name(cpp_params.isa ? *cpp_params.isa : slm::default_isa_level());
+    c->params.isa = cpp_params.isa ? isa_name : nullptr;
     c->ctx = std::move(*ctx);
     c->sampler = std::make_unique<slm::Sampler>(to_cpp(c->params.sampler), m->model->info().n_vocab);
     c->stream.init(m->max_token_bytes);
     c->memory_bytes = c->ctx->memory_bytes() + capi_context_bytes(m->model->info().n_vocab, c->params, m->max_token_bytes);
     log_to(c.get(), SLM_LOG_INFO, "context: n_ctx %d, n_batch %d, %d threads, isa %s, %.1f MiB (KV %.1f MiB)",
-           c->params.n_ctx, c->params.n_batch, c->params.n_threads, slm_isa_level(),
+           c->params.n_ctx, c->params.n_batch, c->params.n_threads, isa_name,
            static_cast<double>(c->memory_bytes) / 1048576.0, static_cast<double>(c->ctx->kv_cache_bytes()) / 1048576.0);
     *out = c.release();
     return SLM_OK;

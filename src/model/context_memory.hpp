@@ -37,6 +37,21 @@ class Carver {
 // The block: borrowed from params.arena when given, else one aligned_alloc of `bytes` (freed
 // at destruction). The caller's arena must be 64-byte aligned and hold `bytes`; nothing
 // outside its first `bytes` bytes is ever written.
+// The checks every architecture makes on ContextParams before planning its memory.
+inline Status validate(const ContextParams& p) {
+  if (p.n_ctx <= 0) return errorf("context: n_ctx must be positive, got %d", p.n_ctx);
+  if (p.n_batch <= 0) return errorf("context: n_batch must be positive, got %d", p.n_batch);
+  if (p.n_threads <= 0 || p.n_threads > 1024) return errorf("context: n_threads must be in [1, 1024], got %d", p.n_threads);
+  if (p.kv_type == KvType::Q8_0) return errorf("context: KV cache type Q8_0 is not supported yet (use F16 or F32)");
+  if (p.isa && !isa_level_supported(*p.isa))
+    return errorf("context: kernel level %s is not supported here (this CPU and build go up to %s)",
+                  isa_level_name(*p.isa), isa_level_name(cpu_max_isa_level()));
+  return Status::success();
+}
+
+// The kernel level a context runs at.
+inline IsaLevel isa_of(const ContextParams& p) { return p.isa ? *p.isa : default_isa_level(); }
+
 class Block {
  public:
   Block() = default;

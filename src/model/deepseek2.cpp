@@ -647,10 +647,7 @@ class Deepseek2Model final : public Model {
   }
 
   Expected<ContextPlan> plan(const ContextParams& p) const {
-    if (p.n_ctx <= 0) return errorf("context: n_ctx must be positive, got %d", p.n_ctx);
-    if (p.n_batch <= 0) return errorf("context: n_batch must be positive, got %d", p.n_batch);
-    if (p.n_threads <= 0 || p.n_threads > 1024) return errorf("context: n_threads must be in [1, 1024], got %d", p.n_threads);
-    if (p.kv_type == KvType::Q8_0) return errorf("context: KV cache type Q8_0 is not supported yet (use F16 or F32)");
+    SLM_TRY(model_memory::validate(p));
     const Config& c = config_;
     // The largest buffers, in double first: a context that cannot be addressed is an error.
     const double biggest = std::max({static_cast<double>(c.n_layer) * p.n_ctx * static_cast<double>(c.cache_row()) * 4.0,
@@ -785,7 +782,7 @@ class Deepseek2Context final : public Context, private Deepseek2Buffers {
 
  private:
   Status matmul(const kernels::Matrix& w, const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy) {
-    return kernels::matmul(w, x, ldx, n, y, ldy, scratch_.data(), scratch_.size(), pool_.get());
+    return kernels::matmul(model_memory::isa_of(params_), w, x, ldx, n, y, ldy, scratch_.data(), scratch_.size(), pool_.get());
   }
   template <class Fn>
   void parallel(Fn&& fn) {

@@ -436,10 +436,7 @@ class LlamaModel final : public Model {
 
   Expected<ContextPlan> plan(const ContextParams& params) const {
     const ContextParams p = effective(params);
-    if (p.n_ctx <= 0) return errorf("context: n_ctx must be positive, got %d", p.n_ctx);
-    if (p.n_batch <= 0) return errorf("context: n_batch must be positive, got %d", p.n_batch);
-    if (p.n_threads <= 0 || p.n_threads > 1024) return errorf("context: n_threads must be in [1, 1024], got %d", p.n_threads);
-    if (p.kv_type == KvType::Q8_0) return errorf("context: KV cache type Q8_0 is not supported yet (use F16 or F32)");
+    SLM_TRY(model_memory::validate(p));
     const Config& c = config_;
     const size_t T = static_cast<size_t>(p.n_ctx);
     ContextPlan plan;
@@ -563,7 +560,7 @@ class LlamaContext final : public Context, private LlamaBuffers {
 
  private:
   Status matmul(const kernels::Matrix& w, const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy) {
-    return kernels::matmul(w, x, ldx, n, y, ldy, scratch_.data(), scratch_.size(), pool_.get());
+    return kernels::matmul(model_memory::isa_of(params_), w, x, ldx, n, y, ldy, scratch_.data(), scratch_.size(), pool_.get());
   }
 
   // One step over `tokens` (<= n_batch) at positions n_past_.. ; `first` is the index of
@@ -605,7 +602,7 @@ class LlamaContext final : public Context, private LlamaBuffers {
         long b, e;
         split_range(static_cast<long>(items), i, n, &b, &e);
         thread_status_[static_cast<size_t>(i)] =
-            ops::attention(shape, kv, q_, Q, att_, Q, pos0, T, b, e, scores_ + static_cast<size_t>(i) * params_.n_ctx,
+            ops::attention(model_memory::isa_of(params_), shape, kv, q_, Q, att_, Q, pos0, T, b, e, scores_ + static_cast<size_t>(i) * params_.n_ctx,
                            attn_scratch_ + static_cast<size_t>(i) * plan_.attn_scratch_bytes,
                            plan_.attn_scratch_bytes);
       };

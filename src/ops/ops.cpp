@@ -135,7 +135,7 @@ size_t attention_scratch_bytes(bool f16_cache, int64_t head_dim) {
   return kernels::matmul_scratch_bytes(f16_cache ? DType::F16 : DType::F32, head_dim, 1);
 }
 
-Status attention(const AttentionShape& s, const KvLayer& layer, const float* q, int64_t ldq,
+Status attention(IsaLevel isa, const AttentionShape& s, const KvLayer& layer, const float* q, int64_t ldq,
                  float* out, int64_t ldo, int64_t pos0, int64_t n_tokens, int64_t item_begin,
                  int64_t item_end, float* scores, void* mm_scratch, size_t mm_scratch_bytes) {
   const int64_t group = s.n_head / s.n_head_kv;  // query heads per KV head
@@ -155,11 +155,11 @@ Status attention(const AttentionShape& s, const KvLayer& layer, const float* q, 
     keys.n_rows = pos + 1;
     keys.n_cols = hd;
     keys.row_stride = static_cast<size_t>(layer.kv_dim) * elem;
-    SLM_TRY(kernels::matmul(keys, qh, hd, 1, scores, pos + 1, mm_scratch, mm_scratch_bytes, nullptr));
+    SLM_TRY(kernels::matmul(isa, keys, qh, hd, 1, scores, pos + 1, mm_scratch, mm_scratch_bytes, nullptr));
     for (int64_t p = 0; p <= pos; ++p) scores[p] *= s.scale;
     softmax(scores, pos + 1);
     float* oh = out + t * ldo + h * hd;           // (head_dim,) weighted sum of values
-    SLM_TRY(kernels::weighted_row_sum(keys.type, static_cast<const uint8_t*>(layer.v) + static_cast<size_t>(kv_off) * elem,
+    SLM_TRY(kernels::weighted_row_sum(isa, keys.type, static_cast<const uint8_t*>(layer.v) + static_cast<size_t>(kv_off) * elem,
                                       keys.row_stride, pos + 1, scores, hd, oh));
   }
   return Status::success();

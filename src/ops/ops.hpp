@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "slm/cpu.hpp"
 #include "slm/dtype.hpp"
 #include "slm/status.hpp"
 
@@ -83,7 +84,8 @@ struct AttentionShape {
   int64_t n_head = 0, n_head_kv = 0, head_dim = 0;
   float scale = 1.0f;  // usually 1/sqrt(head_dim)
 };
-Status attention(const AttentionShape& shape, const KvLayer& layer, const float* q, int64_t ldq,
+// isa: the kernel level of the context (ContextParams::isa).
+Status attention(IsaLevel isa, const AttentionShape& shape, const KvLayer& layer, const float* q, int64_t ldq,
                  float* out, int64_t ldo, int64_t pos0, int64_t n_tokens, int64_t item_begin,
                  int64_t item_end, float* scores, void* mm_scratch, size_t mm_scratch_bytes);
 size_t attention_scratch_bytes(bool f16_cache, int64_t head_dim);
