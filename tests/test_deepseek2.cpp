@@ -12,11 +12,15 @@
 #include "model/deepseek2.hpp"
 #include "model/random_model.hpp"
 #include "reference/deepseek2_reference.hpp"
+#include "model_test_util.hpp"
 #include "slm/gguf.hpp"
 #include "slm/model.hpp"
 #include "slm/slm.h"
 
 namespace {
+
+using slm_test::make_ctx;
+using slm_test::rel_err;
 
 struct Loaded {
   std::vector<uint8_t> bytes;
@@ -48,26 +52,7 @@ slm::mkmodel::Spec tiny(const std::string& preset, const std::string& type) {
   return *s;
 }
 
-std::unique_ptr<slm::Context> make_ctx(const slm::Model& m, int n_threads = 1, slm::KvType kv = slm::KvType::F16,
-                                       int n_ctx = 64, int n_batch = 512) {
-  slm::ContextParams cp;
-  cp.n_ctx = n_ctx;
-  cp.n_threads = n_threads;
-  cp.kv_type = kv;
-  cp.n_batch = n_batch;
-  auto ctx = slm::Context::create(m, cp);
-  REQUIRE_MESSAGE(ctx.ok(), (ctx.ok() ? "" : ctx.error().message));
-  return std::move(*ctx);
-}
 
-// Largest |engine - reference| over the vocabulary, relative to the reference logits' RMS.
-double rel_err(std::span<const float> eng, const std::vector<double>& ref) {
-  double ss = 0.0, worst = 0.0;
-  for (double v : ref) ss += v * v;
-  const double rms = std::sqrt(ss / static_cast<double>(ref.size()));
-  for (size_t i = 0; i < ref.size(); ++i) worst = std::max(worst, std::abs(eng[i] - ref[i]));
-  return worst / rms;
-}
 
 double max_err_all(slm::Context& ctx, const std::vector<std::vector<double>>& want) {
   double worst = 0.0;

@@ -14,12 +14,16 @@
 
 #include "model/random_model.hpp"
 #include "reference/reference.hpp"
+#include "model_test_util.hpp"
 #include "slm/gguf.hpp"
 #include "slm/json.hpp"
 #include "slm/model.hpp"
 #include "slm/tokenizer.hpp"
 
 namespace {
+
+using slm_test::make_ctx;
+using slm_test::rel_err;
 
 // A model parsed from an in-memory GGUF (the buffer must outlive the model: declared first).
 struct Loaded {
@@ -61,27 +65,7 @@ slm::mkmodel::Spec tiny(const std::string& arch, const std::string& type) {
   return *s;
 }
 
-std::unique_ptr<slm::Context> make_ctx(const slm::Model& m, int n_threads = 1,
-                                       slm::KvType kv = slm::KvType::F16, int n_ctx = 64, int n_batch = 512) {
-  slm::ContextParams cp;
-  cp.n_ctx = n_ctx;
-  cp.n_threads = n_threads;
-  cp.kv_type = kv;
-  cp.n_batch = n_batch;
-  auto ctx = slm::Context::create(m, cp);
-  REQUIRE_MESSAGE(ctx.ok(), (ctx.ok() ? "" : ctx.error().message));
-  return std::move(*ctx);
-}
 
-// Largest |engine - reference| over the vocabulary, relative to the reference logits' RMS
-// (the scale a logit error should be judged against; ~15 for these models).
-double rel_err(std::span<const float> eng, const std::vector<double>& ref) {
-  double ss = 0.0, worst = 0.0;
-  for (double v : ref) ss += v * v;
-  const double rms = std::sqrt(ss / static_cast<double>(ref.size()));
-  for (size_t i = 0; i < ref.size(); ++i) worst = std::max(worst, std::abs(eng[i] - ref[i]));
-  return worst / rms;
-}
 
 const std::vector<int32_t> kPrompt = {259, 5, 100, 72, 17, 42, 200, 3, 77, 258, 101, 33};
 

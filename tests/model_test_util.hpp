@@ -1,0 +1,39 @@
+// Helpers shared by the model tests (test_model.cpp, test_deepseek2.cpp): a context with the
+// usual test settings, and the error measure engine logits are judged by.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "slm/model.hpp"
+
+namespace slm_test {
+
+inline std::unique_ptr<slm::Context> make_ctx(const slm::Model& m, int n_threads = 1,
+                                              slm::KvType kv = slm::KvType::F16, int n_ctx = 64, int n_batch = 512) {
+  slm::ContextParams cp;
+  cp.n_ctx = n_ctx;
+  cp.n_threads = n_threads;
+  cp.kv_type = kv;
+  cp.n_batch = n_batch;
+  auto ctx = slm::Context::create(m, cp);
+  REQUIRE_MESSAGE(ctx.ok(), (ctx.ok() ? "" : ctx.error().message));
+  return std::move(*ctx);
+}
+
+// Largest |engine - reference| over the vocabulary, relative to the reference logits' RMS
+// (the scale a logit error should be judged against; ~15 for the random test models).
+inline double rel_err(std::span<const float> eng, const std::vector<double>& ref) {
+  double ss = 0.0, worst = 0.0;
+  for (double v : ref) ss += v * v;
+  const double rms = std::sqrt(ss / static_cast<double>(ref.size()));
+  for (size_t i = 0; i < ref.size(); ++i) worst = std::max(worst, std::abs(eng[i] - ref[i]));
+  return worst / rms;
+}
+
+}  // namespace slm_test
