@@ -1,8 +1,11 @@
 // kernels::matmul at every ISA level this CPU runs, for every weight type the engine computes
 // with, held to a double-precision reference with a stated error bound; thread-count invariance;
-// unwritten or overwritten outputs (NaN canaries); argument errors.
+// unwritten or overwritten outputs (NaN canaries); argument errors. The elementwise ops (exp,
+// silu_mul, softmax, rmsnorm, add) and the Q8_K activation quantizer at every level against
+// their scalar references.
 #include <doctest/doctest.h>
 
+#include <cfloat>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -10,7 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "kernels/kernel_table.hpp"
 #include "kernels/kernels.hpp"
+#include "quant/quant.hpp"
 #include "slm/cpu.hpp"
 #include "slm/thread_pool.hpp"
 
@@ -338,4 +343,258 @@ TEST_CASE("weighted_row_sum equals the scalar product-then-sum loop bit for bit 
   }
   float out = 0.0f;
   CHECK_FALSE(kernels::weighted_row_sum(DType::Q8_0, &out, 4, 1, &out, 1, &out).ok());
+}
+
+// ---- Elementwise ops and the Q8_K activation quantizer --------------------------------------
+
+namespace {
+
+constexpr int64_t kOpSizes[] = {1, 7, 15, 16, 17, 31, 64, 1000, 8960};
+
+// Spacing of the floats at |v| (v exact, in double): 2^(e - 24) for |v| in [2^(e-1), 2^e), and
+// the smallest subnormal 2^-149 below FLT_MIN, where floats have fixed absolute spacing.
+double float_ulp(double v) {
+  v = std::fabs(v);
+  if (v < FLT_MIN) return 0x1p-149;
+  int e = 0;
+  std::frexp(v, &e);
+  return std::ldexp(1.0, e - 24);
+}
+
+// Error of `got` against the exact value in units of the float spacing there; inf counts as
+// 2^128, the first value past FLT_MAX, so an overflow right at the edge is judged as 1 ulp
+// (exact >= 2^128 - 2^103, the midpoint past FLT_MAX, rounds to inf: then inf is exact).
+double ulp_error(float got, double exact) {
+  if (std::isnan(got) || std::isnan(exact)) return std::isnan(got) && std::isnan(exact) ? 0.0 : INFINITY;
+  if (std::isinf(got) && std::fabs(exact) >= 0x1p128 - 0x1p103 && (got > 0) == (exact > 0)) return 0.0;
+  const double g = std::isinf(got) ? std::copysign(0x1p128, static_cast<double>(got)) : got;
+  return std::fabs(g - exact) / float_ulp(std::fmin(std::fabs(exact), 0x1p128 - 0x1p104));
+}
+
+// |got - want| <= rel * |want| + 8 * 2^-149 (below FLT_MIN a float has too few significant bits
+// for a relative bound; 8 units of the smallest subnormal covers the two roundings there), with
+// NaN and infinities required to match exactly.
+bool close_rel(float got, float want, double rel) {
+  if (std::isnan(want) || std::isnan(got)) return std::isnan(want) && std::isnan(got);
+  if (std::isinf(want) || std::isinf(got)) return got == want;
+  return std::fabs(static_cast<double>(got) - want) <= rel * std::fabs(static_cast<double>(want)) + 8 * 0x1p-149;
+}
+
+std::vector<float> random_row(std::mt19937& rng, int64_t n, float scale) {
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = u(rng) * scale;
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("exp_f32: <= 4 ulp of exp in double over [-104, 89] at every level; specials") {
+  // The sweep: 10^6 evenly spaced points plus 2 * 10^5 random ones, through the vector body and
+  // (n not a multiple of the lane count) the padded tail.
+  std::vector<float> x;
+  constexpr int kSweep = 1000000;
+  for (int i = 0; i <= kSweep; ++i) x.push_back(static_cast<float>(-104.0 + 193.0 * i / kSweep));
+  std::mt19937 rng(41);
+  std::uniform_real_distribution<float> u(-104.0f, 89.0f);
+  for (int i = 0; i < 200000; ++i) x.push_back(u(rng));
+  x.push_back(88.72283f);  // the largest float with exp(x) <= FLT_MAX
+  x.push_back(88.72284f);  // overflows
+  x.push_back(-87.33654f);  // exp near FLT_MIN
+  x.push_back(-103.2789f);  // exp near the smallest subnormal
+  for (IsaLevel level : levels_here()) {
+    std::vector<float> out(x.size() + 1, NAN);
+    kernels::exp_f32(level, x.data(), out.data(), static_cast<int64_t>(x.size()));
+    double worst = 0;
+    float worst_x = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double err = ulp_error(out[i], std::exp(static_cast<double>(x[i])));
+      if (!(err <= worst)) {
+        worst = err;
+        worst_x = x[i];
+      }
+    }
+    MESSAGE(std::string(isa_level_name(level)) << ": exp max error " << worst << " ulp at x = " << worst_x);
+    CHECK_MESSAGE(worst <= 4.0, std::string(isa_level_name(level)) << ": exp max error " << worst << " ulp at x = " << worst_x);
+    CHECK(std::isnan(out.back()));
+
+    const float specials[] = {0.0f, -0.0f, 1e-30f, -1e-30f, FLT_MAX, -FLT_MAX, INFINITY, -INFINITY, NAN,
+                              89.0f, 100.0f, -104.0f, -200.0f, 1.0f};
+    constexpr size_t kN = sizeof specials / sizeof specials[0];
+    float got[kN];
+    kernels::exp_f32(level, specials, got, static_cast<int64_t>(kN));
+    CHECK(got[0] == 1.0f);
+    CHECK(got[1] == 1.0f);
+    CHECK(got[2] == 1.0f);
+    CHECK(got[3] == 1.0f);
+    CHECK(got[4] == INFINITY);
+    CHECK(got[5] == 0.0f);
+    CHECK(got[6] == INFINITY);
+    CHECK(got[7] == 0.0f);
+    CHECK(std::isnan(got[8]));
+    CHECK(got[9] == INFINITY);
+    CHECK(got[10] == INFINITY);
+    CHECK(got[11] == 0.0f);
+    CHECK(got[12] == 0.0f);
+    CHECK(ulp_error(got[13], std::exp(1.0)) <= 2.0);
+    float in_place[kN];
+    std::memcpy(in_place, specials, sizeof in_place);
+    kernels::exp_f32(level, in_place, in_place, static_cast<int64_t>(kN));
+    CHECK(std::memcmp(in_place, got, sizeof got) == 0);
+  }
+}
+
+TEST_CASE("silu_mul, softmax, rmsnorm, add at every level against the scalar loops") {
+  std::mt19937 rng(77);
+  const std::vector<IsaLevel> levels = levels_here();
+  for (int64_t n : kOpSizes) {
+    CAPTURE(n);
+    // silu_mul: gates in [-12, 12] with edge values spread in; tolerance 1e-6 relative (exp
+    // <= ~2 ulp here, the division and product 0.5 ulp each, the scalar loop's libm ~1 ulp).
+    std::vector<float> gate = random_row(rng, n, 12.0f), up = random_row(rng, n, 2.0f);
+    const float edges[] = {0.0f, -0.0f, 1e-30f, 20.0f, -20.0f, 80.0f, -80.0f, 100.0f, -100.0f, INFINITY,
+                           -INFINITY, NAN, 88.0f, -88.0f};
+    for (size_t k = 0; k < sizeof edges / sizeof edges[0] && n > 16; ++k)
+      gate[(k * 37) % static_cast<size_t>(n)] = edges[k];
+    gate.push_back(NAN);  // canary past n
+    std::vector<float> want = gate;
+    kernels::silu_mul(IsaLevel::scalar, want.data(), up.data(), n);
+    // softmax: scores of a wide spread (differences up to ~120: some probabilities underflow).
+    std::vector<float> scores = random_row(rng, n, 60.0f);
+    scores.push_back(NAN);
+    std::vector<float> p_want = scores;
+    kernels::softmax(IsaLevel::scalar, p_want.data(), n);
+    // rmsnorm: a residual stream of mixed magnitudes, out prefilled with NaN.
+    std::vector<float> x = random_row(rng, n, 30.0f), w = random_row(rng, n, 1.5f);
+    if (n > 3) x[2] = 400.0f;
+    std::vector<float> r_want(static_cast<size_t>(n) + 1, NAN);
+    kernels::rmsnorm(IsaLevel::scalar, r_want.data(), x.data(), w.data(), n, 1e-6f);
+    // add
+    std::vector<float> a = random_row(rng, n, 5.0f), b = random_row(rng, n, 5.0f);
+    a.push_back(NAN);
+    std::vector<float> a_want = a;
+    kernels::add(IsaLevel::scalar, a_want.data(), b.data(), n);
+
+    for (IsaLevel level : levels) {
+      const std::string level_name = isa_level_name(level);
+      CAPTURE(level_name);
+      std::vector<float> got = gate;
+      kernels::silu_mul(level, got.data(), up.data(), n);
+      int bad = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const auto k = static_cast<size_t>(i);
+        if (!close_rel(got[k], want[k], 1e-6) && bad++ < 3)
+          MESSAGE("silu_mul g=" << gate[k] << " up=" << up[k] << " got " << got[k] << " want " << want[k]);
+      }
+      CHECK_MESSAGE(bad == 0, "silu_mul: " << bad << " outputs off");
+      CHECK(std::isnan(got.back()));
+
+      std::vector<float> p = scores;
+      kernels::softmax(level, p.data(), n);
+      bad = 0;
+      double sum = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const auto k = static_cast<size_t>(i);
+        sum += p[k];
+        if (!close_rel(p[k], p_want[k], 1e-6) && bad++ < 3)
+          MESSAGE("softmax x=" << scores[k] << " got " << p[k] << " want " << p_want[k]);
+      }
+      CHECK_MESSAGE(bad == 0, "softmax: " << bad << " outputs off");
+      CHECK(std::fabs(sum - 1.0) <= 1e-6);
+      CHECK(std::isnan(p.back()));
+
+      std::vector<float> r(static_cast<size_t>(n) + 1, NAN);
+      kernels::rmsnorm(level, r.data(), x.data(), w.data(), n, 1e-6f);
+      bad = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const auto k = static_cast<size_t>(i);
+        if (!close_rel(r[k], r_want[k], 1e-6) && bad++ < 3)
+          MESSAGE("rmsnorm x=" << x[k] << " got " << r[k] << " want " << r_want[k]);
+      }
+      CHECK_MESSAGE(bad == 0, "rmsnorm: " << bad << " outputs off");
+      CHECK(std::isnan(r.back()));
+      std::vector<float> in_place = x;  // out aliasing x: the same bits
+      kernels::rmsnorm(level, in_place.data(), in_place.data(), w.data(), n, 1e-6f);
+      CHECK(std::memcmp(in_place.data(), r.data(), static_cast<size_t>(n) * sizeof(float)) == 0);
+
+      std::vector<float> s = a;
+      kernels::add(level, s.data(), b.data(), n);
+      CHECK(std::memcmp(s.data(), a_want.data(), static_cast<size_t>(n) * sizeof(float)) == 0);
+      CHECK(std::isnan(s.back()));
+    }
+  }
+}
+
+TEST_CASE("softmax edge cases at every level: one element, equal scores, -inf, NaN") {
+  for (IsaLevel level : levels_here()) {
+    const std::string level_name = isa_level_name(level);
+    CAPTURE(level_name);
+    float one[2] = {-3.5f, NAN};
+    kernels::softmax(level, one, 1);
+    CHECK(one[0] == 1.0f);
+    CHECK(std::isnan(one[1]));
+    std::vector<float> flat(37, 2.0f);
+    kernels::softmax(level, flat.data(), 37);
+    for (float v : flat) CHECK(v == doctest::Approx(1.0 / 37).epsilon(1e-6));
+    std::vector<float> masked = {1.0f, -INFINITY, 1.0f, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY,
+                                 -INFINITY, 1.0f, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, 1.0f};
+    kernels::softmax(level, masked.data(), static_cast<int64_t>(masked.size()));
+    for (size_t i = 0; i < masked.size(); ++i) CHECK(masked[i] == (i == 0 || i == 2 || i == 9 || i == 16 ? 0.25f : 0.0f));
+    std::vector<float> with_nan = {0.5f, 1.0f, NAN, 2.0f, 0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f, 0.7f, 0.8f, 0.9f, 1.0f, 1.1f, 1.2f, 1.3f};
+    kernels::softmax(level, with_nan.data(), static_cast<int64_t>(with_nan.size()));
+    for (float v : with_nan) CHECK(std::isnan(v));
+    kernels::softmax(level, nullptr, 0);  // nothing to do
+  }
+}
+
+TEST_CASE("Q8_K activation quantizer: every level writes the reference's bytes") {
+  // The K-quant entries of every level quantize activations with their own quantize_act (SIMD on
+  // x86); the dot kernels are held to the reference bit for bit, so the blocks must be too.
+  std::mt19937 rng(2024);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<std::vector<float>> blocks;
+  auto block = [&](auto fill) {
+    std::vector<float> b(256);
+    for (int i = 0; i < 256; ++i) b[static_cast<size_t>(i)] = fill(i);
+    blocks.push_back(b);
+  };
+  for (int r = 0; r < 6; ++r) block([&](int) { return u(rng) * std::pow(10.0f, static_cast<float>(r - 3)); });
+  block([&](int) { return 0.0f; });                                          // all zero
+  block([&](int) { return -0.0f; });                                         // all -0
+  block([&](int i) { return i == 200 ? -3.0f : 0.0f; });                     // one value, negative
+  block([&](int i) { return i == 9 ? 5.0f : (i == 3 ? -5.0f : u(rng)); });   // |max| tie: the first wins
+  block([&](int i) { return i == 3 ? 5.0f : (i == 9 ? -5.0f : u(rng)); });
+  block([&](int i) { return static_cast<float>(i % 255 - 127) + (i % 2 ? 0.5f : -0.5f); });  // exact halves
+  block([&](int i) { return i == 0 ? 127.0f : static_cast<float>(i % 200 - 100) + 0.5f; });   // iscale = -1
+  block([&](int i) { return i % 7 == 0 ? FLT_MAX : -u(rng) * 1e38f; });      // extremes
+  block([&](int i) { return i % 5 == 0 ? -FLT_MAX : u(rng); });
+  block([&](int) { return u(rng) * 1e-40f; });                             // subnormal: iscale = -inf
+  block([&](int i) { return i == 17 ? INFINITY : u(rng); });                 // inf: iscale = -0
+  block([&](int i) { return i % 3 == 0 ? NAN : u(rng); });                   // NaNs are never the max
+  block([&](int) { return NAN; });
+  block([&](int i) { return i == 100 ? -INFINITY : (i == 101 ? NAN : 0.0f); });
+  for (int r = 0; r < 4; ++r) block([&](int i) { return (i % 16 == 0 ? 40.0f : 1.0f) * u(rng); });  // outliers
+
+  std::vector<float> row;
+  for (const auto& b : blocks) row.insert(row.end(), b.begin(), b.end());
+  const int64_t n = static_cast<int64_t>(row.size());
+  const size_t bytes = static_cast<size_t>(n / 256) * sizeof(quant::block_q8_k);
+  std::vector<uint8_t> want(bytes);
+  quant::quantize_row_q8_k_ref(row.data(), reinterpret_cast<quant::block_q8_k*>(want.data()), n);
+  for (IsaLevel level : levels_here()) {
+    for (DType type : {DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+      const auto* table = kernels::detail::kernel_table(level);
+      REQUIRE(table != nullptr);
+      const auto& k = table->by_type[static_cast<int>(type)];
+      REQUIRE(static_cast<bool>(k.quantize_act));
+      std::vector<uint8_t> got(bytes + 64, 0xAB);
+      k.quantize_act(row.data(), got.data(), n);
+      for (size_t b = 0; b < blocks.size(); ++b) {
+        CHECK_MESSAGE(std::memcmp(got.data() + b * sizeof(quant::block_q8_k), want.data() + b * sizeof(quant::block_q8_k),
+                                  sizeof(quant::block_q8_k)) == 0,
+                      std::string(isa_level_name(level)) << " " << dtype_name(type) << " block " << b << " (" << k.name << ")");
+      }
+      CHECK(got[bytes] == 0xAB);  // nothing written past the row
+    }
+  }
 }

@@ -1,6 +1,7 @@
-// Internal: Arm NEON row kernels shared by kernels_neon.cpp and kernels_neon_dotprod.cpp. Include
-// only from those files: everything has internal linkage, so each gets its own copy built with its
-// own flags (the dotprod copy uses SDOT; the plain one widening multiplies).
+// Internal: Arm NEON row kernels and the vector traits of the elementwise ops, shared by
+// kernels_neon.cpp and kernels_neon_dotprod.cpp. Include only from those files: everything has
+// internal linkage, so each gets its own copy built with its own flags (the dotprod copy uses
+// SDOT; the plain one widening multiplies).
 //
 // Activations are the reference Q8_0 blocks (quantize_row_q8_0_ref): each block's integer dot is
 // exact and is added with the reference's expression, acc += (dw * da) * sumi, in block order,
@@ -16,6 +17,7 @@
 #include <cstring>
 
 #include "kernels/kernel_table.hpp"
+#include "kernels/vec_ops.hpp"
 #include "quant/blocks.hpp"
 #include "quant/quant.hpp"
 
@@ -88,11 +90,59 @@ void rows_neon(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t 
   }
 }
 
+// Vector traits of the elementwise ops (vec_ops.hpp): 4 lanes, FMA and division are baseline
+// ARMv8-A; the same exp as the x86 levels (same operations, one rounding of e^r * 2^n).
+struct VecNeon {
+  using F = float32x4_t;
+  using D = float64x2_t;
+  static constexpr int kLanes = 4;
+  static F load(const float* p) { return vld1q_f32(p); }
+  static void store(float* p, F v) { vst1q_f32(p, v); }
+  static F set1(float v) { return vdupq_n_f32(v); }
+  static F add(F a, F b) { return vaddq_f32(a, b); }
+  static F sub(F a, F b) { return vsubq_f32(a, b); }
+  static F mul(F a, F b) { return vmulq_f32(a, b); }
+  static F div(F a, F b) { return vdivq_f32(a, b); }
+  static F neg(F a) { return vnegq_f32(a); }
+  static F max(F a, F b) { return vmaxq_f32(a, b); }
+  static F fma(F a, F b, F c) { return vfmaq_f32(c, a, b); }
+  static F round(F v) { return vrndnq_f32(v); }
+  static F clamp(F x, F lo, F hi) { return vminq_f32(vmaxq_f32(x, lo), hi); }  // fmax/fmin keep NaN
+  // 2^n in two halves n1 = floor(n / 2), n2 = n - n1 in [-75, 64]: p * 2^n1 is exact, the second
+  // product rounds once.
+  static F scale_pow2(F p, F n) {
+    const int32x4_t ni = vcvtq_s32_f32(n);
+    const int32x4_t n1 = vshrq_n_s32(ni, 1), n2 = vsubq_s32(ni, n1);
+    const int32x4_t bias = vdupq_n_s32(127);
+    const F s1 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n1, bias), 23));
+    const F s2 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(n2, bias), 23));
+    return vmulq_f32(vmulq_f32(p, s1), s2);
+  }
+  static float hmax(F v) { return vmaxvq_f32(v); }
+  static D dzero() { return vdupq_n_f64(0.0); }
+  static void acc_squares(D acc[2], const float* p) {
+    const F v = vld1q_f32(p);
+    const D lo = vcvt_f64_f32(vget_low_f32(v)), hi = vcvt_high_f64_f32(v);
+    acc[0] = vfmaq_f64(acc[0], lo, lo);  // the square is exact in double: = acc + x * x
+    acc[1] = vfmaq_f64(acc[1], hi, hi);
+  }
+  static void acc_values(D acc[2], const float* p) {
+    const F v = vld1q_f32(p);
+    acc[0] = vaddq_f64(acc[0], vcvt_f64_f32(vget_low_f32(v)));
+    acc[1] = vaddq_f64(acc[1], vcvt_high_f64_f32(v));
+  }
+  static double hsum(const D acc[2]) {
+    return ((vgetq_lane_f64(acc[0], 0) + vgetq_lane_f64(acc[0], 1)) + vgetq_lane_f64(acc[1], 0)) +
+           vgetq_lane_f64(acc[1], 1);
+  }
+};
+
 inline void add_neon_row_kernels(KernelTable& table, const char* q8_0_name, const char* q4_0_name) {
   table.by_type[static_cast<int>(DType::Q8_0)] =
       TypeKernels{q8_0_name, act_q8_0_row_bytes, quantize_act_q8_0, rows_neon<dot_q8_0_q8_0>};
   table.by_type[static_cast<int>(DType::Q4_0)] =
       TypeKernels{q4_0_name, act_q8_0_row_bytes, quantize_act_q8_0, rows_neon<dot_q4_0_q8_0>};
+  add_vector_ops<VecNeon>(table);
 }
 
 }  // namespace

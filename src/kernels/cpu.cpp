@@ -143,6 +143,7 @@ const State& state() {
 #endif
     s.tables[0].level = IsaLevel::scalar;
     kernels::detail::add_scalar_kernels(s.tables[0]);
+    kernels::detail::add_scalar_vector_ops(s.tables[0]);
     s.available[0] = true;
     for (const LevelBuild& b : kBuilds) {
       if (!b.add) continue;

@@ -35,16 +35,29 @@ constexpr int kTypeSlots = 40;
 using WeightedSumFn = void (*)(const void* rows, size_t row_stride, int64_t n_rows, const float* weights, int64_t n,
                                float* out);
 
+// The elementwise ops of kernels.hpp (kernels::exp_f32, silu_mul, softmax, rmsnorm, add).
+using ExpFn = void (*)(const float* x, float* out, int64_t n);
+using SiluMulFn = void (*)(float* gate, const float* up, int64_t n);
+using SoftmaxFn = void (*)(float* x, int64_t n);
+using RmsnormFn = void (*)(float* out, const float* x, const float* weight, int64_t n, float eps);
+using AddRowFn = void (*)(float* x, const float* y, int64_t n);
+
 struct KernelTable {
   IsaLevel level = IsaLevel::scalar;
   TypeKernels by_type[kTypeSlots];
   WeightedSumFn weighted_sum_f16 = nullptr;
   WeightedSumFn weighted_sum_f32 = nullptr;
+  ExpFn exp = nullptr;
+  SiluMulFn silu_mul = nullptr;
+  SoftmaxFn softmax = nullptr;
+  RmsnormFn rmsnorm = nullptr;
+  AddRowFn add = nullptr;
 };
 
 // Each level's table starts as a copy of the level below it and overrides the entries it has
 // a faster kernel for, so a type without a SIMD kernel falls back down the chain.
 void add_scalar_kernels(KernelTable& table);
+void add_scalar_vector_ops(KernelTable& table);  // vector_ops.cpp: the plain loops (reference)
 #if defined(__x86_64__)
 void add_avx2_kernels(KernelTable& table);        // kernels_avx2.cpp: -mavx2 -mfma -mf16c
 void add_avx512_kernels(KernelTable& table);      // kernels_avx512.cpp: + -mavx512f/bw/vl

@@ -1,5 +1,6 @@
-// The kernel layer's interface to the ops: matrix products for every weight type, chosen at run
-// time for the best ISA this CPU has. Model code never calls an ISA-specific kernel directly.
+// The kernel layer's interface to the ops: matrix products for every weight type, attention's
+// value sum and the elementwise ops (exp, SiLU, softmax, RMSNorm, add), chosen at run time for
+// the best ISA this CPU has. Model code never calls an ISA-specific kernel directly.
 #pragma once
 
 #include <cstddef>
@@ -54,6 +55,26 @@ Status weighted_row_sum(DType type, const void* rows, size_t row_stride, int64_t
 // The same at a given ISA level (tests): an error when this CPU or build cannot run `level`.
 Status weighted_row_sum(IsaLevel level, DType type, const void* rows, size_t row_stride, int64_t n_rows,
                         const float* weights, int64_t n, float* out);
+
+// ---- Elementwise ops on float rows (the ops component's hot path) ---------------------------
+// Each level has its own vector code (vec_ops.hpp); IsaLevel::scalar runs the plain loops the
+// ops component always had (the reference). A level this CPU or build cannot run uses the scalar
+// loops (contexts validate their level at creation, so this only happens with a bad argument).
+// Accuracy against the scalar loops (test_kernels): exp_f32 <= 4 ulp of exp in double;
+// silu_mul and softmax within 1e-6 relative; rmsnorm and add the same bits except when the
+// double sum of squares rounds the scale differently (1e-6 relative at most).
+
+// out[i] = exp(x[i]) (out may alias x).
+void exp_f32(IsaLevel level, const float* x, float* out, int64_t n);
+// gate[i] = gate[i] / (1 + exp(-gate[i])) * up[i]   (SwiGLU: silu(gate) * up)
+void silu_mul(IsaLevel level, float* gate, const float* up, int64_t n);
+// In place: x = exp(x - max) / sum, the sum in double. Any NaN makes every output NaN.
+void softmax(IsaLevel level, float* x, int64_t n);
+// out[i] = x[i] * inv * weight[i], inv = 1 / sqrt(sum(x^2) / n + eps) with the sum of squares in
+// double (out may alias x).
+void rmsnorm(IsaLevel level, float* out, const float* x, const float* weight, int64_t n, float eps);
+// x[i] += y[i]
+void add(IsaLevel level, float* x, const float* y, int64_t n);
 
 }  // namespace kernels
 }  // namespace slm

@@ -4,8 +4,9 @@
 // AVX-512 instruction can reach the AVX2 copy through the linker picking one "inline" version.
 //
 // Contents, in dependency order: the activation layout (Q8 rows with block sums), its quantizer,
-// the 32-byte integer dot products, row kernels (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, F32, F16, BF16) and, when
-// compiled with AVX-512 VNNI, the register-blocked Q8_0/Q4_0 GEMM.
+// the 32-byte integer dot products, row kernels (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, F32, F16, BF16) with
+// the SIMD Q8_K activation quantizer, the attention value sum, the vector traits of the
+// elementwise ops (vec_ops.hpp) and, when compiled with AVX-512, the GEMM panel packing.
 #pragma once
 
 #if !defined(__AVX2__) || !defined(__FMA__) || !defined(__F16C__)
@@ -20,6 +21,7 @@
 #include <cstring>
 
 #include "kernels/kernel_table.hpp"
+#include "kernels/vec_ops.hpp"
 #include "quant/blocks.hpp"
 #include "quant/quant.hpp"
 
@@ -355,7 +357,7 @@ void rows_q4_0_q8x(const Matrix& w, int64_t r0, int64_t r1, const void* act, siz
 }
 
 // ============================================================================================
-// K-quants against Q8_K activations (quantized by the reference quantize_row_q8_k_ref). The
+// K-quants against Q8_K activations (quantize_act_q8_k: the bytes of quantize_row_q8_k_ref). The
 // integer sums are formed exactly as the reference does and each super-block is added to the
 // float result with the reference's expression, so results equal vec_dot_*_ref bit for bit.
 
@@ -363,9 +365,101 @@ inline size_t act_q8_k_row_bytes(int64_t n_cols) {
   return (static_cast<size_t>(n_cols / 256) * sizeof(quant::block_q8_k) + 63) / 64 * 64;
 }
 
+// f32 -> Q8_K in SIMD, the same bytes as quantize_row_q8_k_ref (test_kernels compares them with
+// memcmp), following its steps:
+//   max = the first element whose |x| is the block's largest (a NaN never is; all zeros or NaNs
+//         give a zero block), iscale = -127 / max, d = 1 / iscale;
+//   q   = clamp(nearest_int(iscale * x), -127, 127), nearest_int being the reference's trick
+//         (add 1.5 * 2^23 to the product, keep the low 23 bits: a product, then a sum, never
+//         fused; NaN and Inf products give what the scalar code gives);
+//   bsums = sums of 16 codes: vpsadbw of the codes + 128 (two 8-byte sums) minus 16 * 128.
+// With AVX-512 the same steps run on 16 lanes.
+#if defined(__AVX512F__) && defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12: _mm512_undefined_* in vpmovdb
+#endif
 void quantize_act_q8_k(const float* x, void* dst, int64_t n_cols) {
-  quant::quantize_row_q8_k_ref(x, static_cast<quant::block_q8_k*>(dst), n_cols);
+  constexpr int kBlock = 256;
+  auto* y = static_cast<quant::block_q8_k*>(dst);
+  for (int64_t b = 0; b < n_cols / kBlock; ++b, x += kBlock) {
+    quant::block_q8_k& out = y[b];
+#if defined(__AVX512F__)
+    constexpr int kW = 16;
+    __m512 vmax = _mm512_setzero_ps();
+    for (int i = 0; i < kBlock; i += kW) vmax = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + i)), vmax);
+    alignas(64) float lanes[kW];
+    _mm512_store_ps(lanes, vmax);
+    float amax = 0.0f;
+    for (float v : lanes) amax = v > amax ? v : amax;
+#else
+    constexpr int kW = 8;
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 vmax = _mm256_setzero_ps();
+    // vmaxps returns its second operand when either is NaN: a NaN lane keeps vmax.
+    for (int i = 0; i < kBlock; i += kW) vmax = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask), vmax);
+    const float amax = hmax_ps(vmax);
+#endif
+    if (amax == 0.0f) {
+      std::memset(&out, 0, sizeof out);
+      continue;
+    }
+    int first = 0;
+    for (int i = 0; i < kBlock; i += kW) {
+#if defined(__AVX512F__)
+      const unsigned m = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + i)), _mm512_set1_ps(amax), _CMP_EQ_OQ);
+#else
+      const auto m = static_cast<unsigned>(_mm256_movemask_ps(
+          _mm256_cmp_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask), _mm256_set1_ps(amax), _CMP_EQ_OQ)));
+#endif
+      if (m != 0) {
+        first = i + __builtin_ctz(m);
+        break;
+      }
+    }
+    const float iscale = -127.f / x[first];
+    const __m128i flip = _mm_set1_epi8(static_cast<char>(0x80));
+    // Sums of the 16 codes at c: vpsadbw adds 8 unsigned bytes (code + 128) per 64-bit half.
+    auto bsum16 = [&](__m128i c) {
+      const __m128i s = _mm_sad_epu8(_mm_xor_si128(c, flip), _mm_setzero_si128());
+      return static_cast<int16_t>(_mm_cvtsi128_si32(s) + _mm_extract_epi32(s, 2) - 16 * 128);
+    };
+#if defined(__AVX512F__)
+    const __m512 vs = _mm512_set1_ps(iscale), magic = _mm512_set1_ps(12582912.0f);
+    const __m512i low23 = _mm512_set1_epi32(0x007fffff), offset = _mm512_set1_epi32(0x00400000);
+    const __m512i hi = _mm512_set1_epi32(127), lo = _mm512_set1_epi32(-127);
+    for (int i = 0; i < kBlock; i += 16) {
+      const __m512 t = _mm512_add_ps(_mm512_mul_ps(vs, _mm512_loadu_ps(x + i)), magic);
+      const __m512i v = _mm512_sub_epi32(_mm512_and_si512(_mm512_castps_si512(t), low23), offset);
+      const __m128i q = _mm512_cvtepi32_epi8(_mm512_max_epi32(_mm512_min_epi32(v, hi), lo));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out.qs + i), q);
+      out.bsums[i / 16] = bsum16(q);
+    }
+#else
+    const __m256 vs = _mm256_set1_ps(iscale), magic = _mm256_set1_ps(12582912.0f);
+    const __m256i low23 = _mm256_set1_epi32(0x007fffff), offset = _mm256_set1_epi32(0x00400000);
+    const __m256i hi = _mm256_set1_epi32(127), lo = _mm256_set1_epi32(-127);
+    for (int i = 0; i < kBlock; i += 32) {
+      __m256i q[4];
+      for (int k = 0; k < 4; ++k) {
+        const __m256 t = _mm256_add_ps(_mm256_mul_ps(vs, _mm256_loadu_ps(x + i + 8 * k)), magic);
+        const __m256i v = _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(t), low23), offset);
+        q[k] = _mm256_max_epi32(_mm256_min_epi32(v, hi), lo);
+      }
+      // packs interleave 128-bit lanes; the permute restores element order.
+      const __m256i q01 = _mm256_packs_epi32(q[0], q[1]), q23 = _mm256_packs_epi32(q[2], q[3]);
+      const __m256i q8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q01, q23),
+                                                     _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.qs + i), q8);
+      out.bsums[i / 16] = bsum16(_mm256_castsi256_si128(q8));
+      out.bsums[i / 16 + 1] = bsum16(_mm256_extracti128_si256(q8, 1));
+    }
+#endif
+    out.d = 1 / iscale;
+  }
 }
+#if defined(__AVX512F__) && defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 // maddubs, then madd with the sub-block scale instead of ones: the scale multiplies the 16-bit
 // pair sums (|pair| <= 2 * 63 * 127) and the products are summed in 32 bits, exactly. With
@@ -721,6 +815,122 @@ void weighted_sum_x86(const void* rows, size_t row_stride, int64_t n_rows, const
   }
 }
 
+// ============================================================================================
+// Vector traits of the elementwise ops (vec_ops.hpp: exp, SiLU, softmax, RMSNorm, add): 8 lanes
+// with AVX2 + FMA, 16 when this copy is compiled with AVX-512 (the avx512 level and above). Both
+// compute exp with the same operations and one rounding of e^r * 2^n, so they agree bit for bit.
+
+struct VecAvx2 {
+  using F = __m256;
+  using D = __m256d;
+  static constexpr int kLanes = 8;
+  static F load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, F v) { _mm256_storeu_ps(p, v); }
+  static F set1(float v) { return _mm256_set1_ps(v); }
+  static F add(F a, F b) { return _mm256_add_ps(a, b); }
+  static F sub(F a, F b) { return _mm256_sub_ps(a, b); }
+  static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  static F div(F a, F b) { return _mm256_div_ps(a, b); }
+  static F neg(F a) { return _mm256_xor_ps(a, _mm256_set1_ps(-0.0f)); }
+  static F max(F a, F b) { return _mm256_max_ps(a, b); }
+  static F fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+  static F round(F v) { return _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // vmaxps / vminps return their second operand when either is NaN: x goes second.
+  static F clamp(F x, F lo, F hi) { return _mm256_min_ps(hi, _mm256_max_ps(lo, x)); }
+  // 2^n in two halves n1 = floor(n / 2), n2 = n - n1, both in [-75, 64] (normal floats): p * 2^n1
+  // is exact for p in [0.7, 1.5], the second product rounds once (to a subnormal, 0 or inf too).
+  static F scale_pow2(F p, F n) {
+    const __m256i ni = _mm256_cvtps_epi32(n);
+    const __m256i n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
+    const __m256i bias = _mm256_set1_epi32(127);
+    const F s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
+    const F s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
+    return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+  }
+  static float hmax(F v) { return hmax_ps(v); }
+  static D dzero() { return _mm256_setzero_pd(); }
+  // A float squared is exact in double (48 significant bits), so the FMA is the add of the square.
+  static void acc_squares(D acc[2], const float* p) {
+    const D lo = _mm256_cvtps_pd(_mm_loadu_ps(p)), hi = _mm256_cvtps_pd(_mm_loadu_ps(p + 4));
+    acc[0] = _mm256_fmadd_pd(lo, lo, acc[0]);
+    acc[1] = _mm256_fmadd_pd(hi, hi, acc[1]);
+  }
+  static void acc_values(D acc[2], const float* p) {
+    acc[0] = _mm256_add_pd(acc[0], _mm256_cvtps_pd(_mm_loadu_ps(p)));
+    acc[1] = _mm256_add_pd(acc[1], _mm256_cvtps_pd(_mm_loadu_ps(p + 4)));
+  }
+  static double hsum(const D acc[2]) {
+    alignas(32) double lanes[8];
+    _mm256_store_pd(lanes, acc[0]);
+    _mm256_store_pd(lanes + 4, acc[1]);
+    double s = 0.0;
+    for (double v : lanes) s += v;
+    return s;
+  }
+};
+
+#if defined(__AVX512F__)
+// GCC 12 implements _mm512_max_ps, _min_, _roundscale_, _scalef_ and _cvtps_pd as the masked
+// builtin with an _mm512_undefined_* pass-through and then reports that operand as maybe
+// uninitialized where they inline: the masked forms with an all-ones mask and a defined
+// pass-through are the same instruction without the warning. Horizontal reductions go through
+// memory for the same reason (512 -> 256-bit extracts, see dot_q4_0_q8x_rows).
+constexpr __mmask16 kAll16 = 0xffff;
+struct VecAvx512 {
+  using F = __m512;
+  using D = __m512d;
+  static constexpr int kLanes = 16;
+  static F load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
+  static F set1(float v) { return _mm512_set1_ps(v); }
+  static F add(F a, F b) { return _mm512_add_ps(a, b); }
+  static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
+  static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  static F div(F a, F b) { return _mm512_div_ps(a, b); }
+  static F neg(F a) {  // vxorps on zmm needs AVX512DQ; the integer xor does the same
+    return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a), _mm512_set1_epi32(INT32_MIN)));
+  }
+  static F max(F a, F b) { return _mm512_mask_max_ps(a, kAll16, a, b); }
+  static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static F round(F v) { return _mm512_mask_roundscale_ps(v, kAll16, v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // vmaxps / vminps return their second operand when either is NaN: x goes second.
+  static F clamp(F x, F lo, F hi) {
+    return _mm512_mask_min_ps(x, kAll16, hi, _mm512_mask_max_ps(x, kAll16, lo, x));
+  }
+  // vscalefps: p * 2^floor(n) with one rounding, subnormal and overflowing results included.
+  static F scale_pow2(F p, F n) { return _mm512_mask_scalef_ps(p, kAll16, p, n); }
+  static float hmax(F v) {
+    alignas(64) float lanes[16];
+    _mm512_store_ps(lanes, v);
+    float m = lanes[0];
+    for (float x : lanes) m = x > m ? x : m;
+    return m;
+  }
+  static D dzero() { return _mm512_setzero_pd(); }
+  static D widen(const float* p) { return _mm512_mask_cvtps_pd(_mm512_setzero_pd(), 0xff, _mm256_loadu_ps(p)); }
+  static void acc_squares(D acc[2], const float* p) {
+    const D lo = widen(p), hi = widen(p + 8);
+    acc[0] = _mm512_fmadd_pd(lo, lo, acc[0]);
+    acc[1] = _mm512_fmadd_pd(hi, hi, acc[1]);
+  }
+  static void acc_values(D acc[2], const float* p) {
+    acc[0] = _mm512_add_pd(acc[0], widen(p));
+    acc[1] = _mm512_add_pd(acc[1], widen(p + 8));
+  }
+  static double hsum(const D acc[2]) {
+    alignas(64) double lanes[16];
+    _mm512_store_pd(lanes, acc[0]);
+    _mm512_store_pd(lanes + 8, acc[1]);
+    double s = 0.0;
+    for (double v : lanes) s += v;
+    return s;
+  }
+};
+using VecX86 = VecAvx512;
+#else
+using VecX86 = VecAvx2;
+#endif
+
 #if defined(__AVX512F__) && defined(__AVX512BW__)
 // ============================================================================================
 // Panel packing for the AVX-512 GEMMs (VNNI and AMX): 16 weight rows at a time, with one gather
@@ -805,6 +1015,7 @@ inline void add_x86_row_kernels(KernelTable& table, const char* q8_0_name, const
   set(DType::BF16, bf16_name, nullptr, nullptr, rows_float<LoadBF16>);
   table.weighted_sum_f16 = weighted_sum_x86<RowF16>;
   table.weighted_sum_f32 = weighted_sum_x86<RowF32>;
+  add_vector_ops<VecX86>(table);
 }
 
 }  // namespace

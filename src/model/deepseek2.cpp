@@ -406,7 +406,8 @@ Expected<Weights> bind_weights(const gguf::File& f, const Config& c) {
 
 // ---- Routing ---------------------------------------------------------------------------------
 
-void route(const Config& c, const float* logits, const float* bias, int32_t* ids, float* weights, float* scratch) {
+void route(IsaLevel isa, const Config& c, const float* logits, const float* bias, int32_t* ids, float* weights,
+           float* scratch) {
   const int64_t n = c.n_expert;
   float* probs = scratch;         // gating scores, the weights come from these
   float* sel = scratch + n;       // selection scores (+ correction bias)
@@ -414,7 +415,7 @@ void route(const Config& c, const float* logits, const float* bias, int32_t* ids
   const float neg_inf = -std::numeric_limits<float>::infinity();
   if (c.gating == Gating::Softmax) {
     std::memcpy(probs, logits, static_cast<size_t>(n) * sizeof(float));
-    ops::softmax(probs, n);
+    ops::softmax(isa, probs, n);
   } else {
     for (int64_t e = 0; e < n; ++e) probs[e] = 1.0f / (1.0f + std::exp(-logits[e]));
   }
@@ -462,6 +463,10 @@ void route(const Config& c, const float* logits, const float* bias, int32_t* ids
   }
   const double norm = c.weights_norm ? 1.0 / std::max(sum, 1e-20) : 1.0;
   for (int64_t k = 0; k < c.n_expert_used; ++k) weights[k] = static_cast<float>(weights[k] * norm * c.weights_scale);
+}
+
+void route(const Config& c, const float* logits, const float* bias, int32_t* ids, float* weights, float* scratch) {
+  route(default_isa_level(), c, logits, bias, ids, weights, scratch);
 }
 
 // ---- Model -----------------------------------------------------------------------------------
@@ -784,9 +789,11 @@ class Deepseek2Context final : public Context, private Deepseek2Buffers {
   Status matmul(const kernels::Matrix& w, const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy) {
     return kernels::matmul(model_memory::isa_of(params_), w, x, ldx, n, y, ldy, scratch_.data(), scratch_.size(), pool_.get());
   }
+  // Runs fn(i, n) on the pool, or inline when `work` (multiply-adds, roughly) is too small to
+  // pay for waking the workers (as kernels::matmul decides for its products).
   template <class Fn>
-  void parallel(Fn&& fn) {
-    if (pool_) pool_->run(fn);
+  void parallel(double work, Fn&& fn) {
+    if (pool_ && work >= 262144.0) pool_->run(fn);
     else fn(0, 1);
   }
   bool f16_cache() const { return params_.kv_type == KvType::F16; }
@@ -818,28 +825,28 @@ class Deepseek2Context final : public Context, private Deepseek2Buffers {
     }
     for (int64_t l = 0; l < c.n_layer; ++l) {
       const Layer& L = w_.layers[static_cast<size_t>(l)];
-      for (int64_t t = 0; t < T; ++t) ops::rmsnorm(xb_ + t * E, x_ + t * E, L.attn_norm, E, c.rms_eps);
+      for (int64_t t = 0; t < T; ++t) ops::rmsnorm(model_memory::isa_of(params_), xb_ + t * E, x_ + t * E, L.attn_norm, E, c.rms_eps);
       SLM_TRY(attention(l, L, T, pos0));
       SLM_TRY(matmul(L.wo, att_, c.n_head * c.v_head, T, xb_, E));
-      for (int64_t t = 0; t < T; ++t) ops::add(x_ + t * E, xb_ + t * E, E);
+      for (int64_t t = 0; t < T; ++t) ops::add(model_memory::isa_of(params_), x_ + t * E, xb_ + t * E, E);
 
-      for (int64_t t = 0; t < T; ++t) ops::rmsnorm(xb_ + t * E, x_ + t * E, L.ffn_norm, E, c.rms_eps);
+      for (int64_t t = 0; t < T; ++t) ops::rmsnorm(model_memory::isa_of(params_), xb_ + t * E, x_ + t * E, L.ffn_norm, E, c.rms_eps);
       if (c.is_moe_layer(l)) {
         SLM_TRY(moe(L, T, l - c.n_dense_lead));
       } else {
         SLM_TRY(ffn(L.w_gate, L.w_up, L.w_down, xb_, T, gy_));
       }
-      for (int64_t t = 0; t < T; ++t) ops::add(x_ + t * E, gy_ + t * E, E);
+      for (int64_t t = 0; t < T; ++t) ops::add(model_memory::isa_of(params_), x_ + t * E, gy_ + t * E, E);
     }
     n_past_ += static_cast<int>(T);
     last_eval_size_ = static_cast<int>(first + T);
 
     const int64_t V = c.n_vocab;
     if (all_logits_) {
-      for (int64_t t = 0; t < T; ++t) ops::rmsnorm(xb_ + t * E, x_ + t * E, w_.output_norm, E, c.rms_eps);
+      for (int64_t t = 0; t < T; ++t) ops::rmsnorm(model_memory::isa_of(params_), xb_ + t * E, x_ + t * E, w_.output_norm, E, c.rms_eps);
       SLM_TRY(matmul(w_.output, xb_, E, T, logits_all_.data() + first * V, V));
     } else if (last_chunk) {
-      ops::rmsnorm(xb_, x_ + (T - 1) * E, w_.output_norm, E, c.rms_eps);
+      ops::rmsnorm(model_memory::isa_of(params_), xb_, x_ + (T - 1) * E, w_.output_norm, E, c.rms_eps);
       SLM_TRY(matmul(w_.output, xb_, E, 1, logits_one_, V));
     }
     return Status::success();
@@ -851,7 +858,7 @@ class Deepseek2Context final : public Context, private Deepseek2Buffers {
     const int64_t E = c_.n_embd, F = gate.n_rows;
     SLM_TRY(matmul(gate, in, E, T, hb_, F));
     SLM_TRY(matmul(up, in, E, T, hb2_, F));
-    for (int64_t t = 0; t < T; ++t) ops::silu_mul(hb_ + t * F, hb2_ + t * F, F);
+    for (int64_t t = 0; t < T; ++t) ops::silu_mul(model_memory::isa_of(params_), hb_ + t * F, hb2_ + t * F, F);
     return matmul(down, hb_, F, T, out, E);
   }
 
@@ -864,7 +871,7 @@ class Deepseek2Context final : public Context, private Deepseek2Buffers {
     // Queries, per head [nope | rope].
     if (c.q_lora_rank > 0) {
       SLM_TRY(matmul(L.wq_a, xb_, E, T, qa_, c.q_lora_rank));
-      for (int64_t t = 0; t < T; ++t) ops::rmsnorm(qa_ + t * c.q_lora_rank, qa_ + t * c.q_lora_rank, L.q_a_norm, c.q_lora_rank, c.rms_eps);
+      for (int64_t t = 0; t < T; ++t) ops::rmsnorm(model_memory::isa_of(params_), qa_ + t * c.q_lora_rank, qa_ + t * c.q_lora_rank, L.q_a_norm, c.q_lora_rank, c.rms_eps);
       SLM_TRY(matmul(L.wq_b, qa_, c.q_lora_rank, T, q_, H * dk));
     } else {
       SLM_TRY(matmul(L.wq, xb_, E, T, q_, H * dk));
@@ -874,7 +881,7 @@ class Deepseek2Context final : public Context, private Deepseek2Buffers {
     uint8_t* layer = cache_layer(l);
     for (int64_t t = 0; t < T; ++t) {
       float* kv = kva_ + t * R;
-      ops::rmsnorm(kv, kv, L.kv_a_norm, dc, c.rms_eps);
+      ops::rmsnorm(model_memory::isa_of(params_), kv, kv, L.kv_a_norm, dc, c.rms_eps);
       ops::rope(kv + dc, 1, dr, dr, cos_ + t * half, sin_ + t * half, ops::RopeStyle::AdjacentPairs);
       ops::rope(q_ + t * H * dk + dn, H, dk, dr, cos_ + t * half, sin_ + t * half, ops::RopeStyle::AdjacentPairs);
       const size_t off = static_cast<size_t>(pos0 + t) * static_cast<size_t>(R);
@@ -892,7 +899,7 @@ class Deepseek2Context final : public Context, private Deepseek2Buffers {
     } else {
       // Older files hold W_UK_h untransposed: accumulate its rows, each dequantised once.
       const TypeTraits& tt = traits(L.kv_b.type);
-      parallel([&](int ti, int nt) {
+      parallel(static_cast<double>(H * dn * dc) * static_cast<double>(T), [&](int ti, int nt) {
         long h0, h1;
         split_range(static_cast<long>(H), ti, nt, &h0, &h1);
         float* row = rowbuf_ + static_cast<size_t>(ti) * static_cast<size_t>(std::max(dc, dn));
@@ -925,7 +932,7 @@ class Deepseek2Context final : public Context, private Deepseek2Buffers {
       cache.row_stride = static_cast<size_t>(R) * cache_elem();
       SLM_TRY(matmul(cache, qc_ + t0 * H * R, R, tc * H, scores_, n_pos));
       const int64_t items = tc * H;
-      parallel([&](int ti, int nt) {
+      parallel(static_cast<double>(items) * static_cast<double>(n_pos) * 8.0, [&](int ti, int nt) {
         long b, e;
         split_range(static_cast<long>(items), ti, nt, &b, &e);
         for (long it = b; it < e; ++it) {
@@ -933,13 +940,13 @@ class Deepseek2Context final : public Context, private Deepseek2Buffers {
           const int64_t seen = pos0 + t0 + t + 1;
           float* s = scores_ + it * n_pos;
           for (int64_t p = 0; p < seen; ++p) s[p] *= c.kq_scale;
-          ops::softmax(s, seen);
+          ops::softmax(model_memory::isa_of(params_), s, seen);
           std::fill(s + seen, s + n_pos, 0.0f);
         }
       });
       // o_lat[t][h] = sum_p a[t][h][p] c(p): threads split the latent columns, so each cache row
       // is converted once and every output element has one writer.
-      parallel([&](int ti, int nt) {
+      parallel(static_cast<double>(items) * static_cast<double>(n_pos) * static_cast<double>(dc), [&](int ti, int nt) {
         long c0, c1;
         split_range(static_cast<long>(dc), ti, nt, &c0, &c1);
         if (c0 == c1) return;
@@ -972,7 +979,7 @@ class Deepseek2Context final : public Context, private Deepseek2Buffers {
     SLM_TRY(matmul(L.gate_inp, xb_, E, T, router_, NE));
     const int64_t n_moe = c.n_layer - c.n_dense_lead;
     for (int64_t t = 0; t < T; ++t) {
-      route(c, router_ + t * NE, L.exp_probs_b, route_id_ + t * K, route_w_ + t * K, route_scratch_);
+      route(model_memory::isa_of(params_), c, router_ + t * NE, L.exp_probs_b, route_id_ + t * K, route_w_ + t * K, route_scratch_);
       std::copy_n(route_id_ + t * K, K, routing_ + (t * n_moe + moe_layer) * K);
     }
     // Group the (token, weight) pairs by expert (counting sort, tokens in order).
@@ -1005,7 +1012,7 @@ class Deepseek2Context final : public Context, private Deepseek2Buffers {
     }
     if (L.gate_sh.data != nullptr) {
       SLM_TRY(ffn(L.gate_sh, L.up_sh, L.down_sh, xb_, T, gy_));
-      for (int64_t t = 0; t < T; ++t) ops::add(gy_ + t * E, moe_ + t * E, E);
+      for (int64_t t = 0; t < T; ++t) ops::add(model_memory::isa_of(params_), gy_ + t * E, moe_ + t * E, E);
     } else {
       std::memcpy(gy_, moe_, static_cast<size_t>(T * E) * sizeof(float));
     }

@@ -108,6 +108,10 @@ Expected<Weights> bind_weights(const gguf::File& file, const Config& config);
 // scratch: 3 * n_expert floats.
 void route(const Config& c, const float* logits, const float* bias, int32_t* ids, float* weights,
            float* scratch);
+// The same with the softmax gating at kernel level `isa` (the context's; the overload above uses
+// default_isa_level()).
+void route(IsaLevel isa, const Config& c, const float* logits, const float* bias, int32_t* ids, float* weights,
+           float* scratch);
 
 Expected<std::unique_ptr<Model>> load(gguf::File file, const ModelParams& params);
 

@@ -585,14 +585,14 @@ class LlamaContext final : public Context, private LlamaBuffers {
       const ops::KvLayer& kv = kv_layers_[static_cast<size_t>(l)];
 
       // Attention block.
-      for (int64_t t = 0; t < T; ++t) ops::rmsnorm(xb_ + t * E, x_ + t * E, L.attn_norm, E, c.rms_eps);
+      for (int64_t t = 0; t < T; ++t) ops::rmsnorm(model_memory::isa_of(params_), xb_ + t * E, x_ + t * E, L.attn_norm, E, c.rms_eps);
       SLM_TRY(matmul(L.wq, xb_, E, T, q_, Q));
       SLM_TRY(matmul(L.wk, xb_, E, T, k_, KV));
       SLM_TRY(matmul(L.wv, xb_, E, T, v_, KV));
       for (int64_t t = 0; t < T; ++t) {
-        if (L.bq) ops::add(q_ + t * Q, L.bq, Q);
-        if (L.bk) ops::add(k_ + t * KV, L.bk, KV);
-        if (L.bv) ops::add(v_ + t * KV, L.bv, KV);
+        if (L.bq) ops::add(model_memory::isa_of(params_), q_ + t * Q, L.bq, Q);
+        if (L.bk) ops::add(model_memory::isa_of(params_), k_ + t * KV, L.bk, KV);
+        if (L.bv) ops::add(model_memory::isa_of(params_), v_ + t * KV, L.bv, KV);
         ops::rope(q_ + t * Q, c.n_head, c.head_dim, c.n_rot, cos_ + t * half, sin_ + t * half, c.rope_style);
         ops::rope(k_ + t * KV, c.n_head_kv, c.head_dim, c.n_rot, cos_ + t * half, sin_ + t * half, c.rope_style);
         ops::kv_store(kv, pos0 + t, k_ + t * KV, v_ + t * KV);
@@ -609,15 +609,15 @@ class LlamaContext final : public Context, private LlamaBuffers {
       if (pool_) pool_->run(attend); else attend(0, 1);
       for (const Status& st : thread_status_) SLM_TRY(st);
       SLM_TRY(matmul(L.wo, att_, Q, T, xb_, E));
-      for (int64_t t = 0; t < T; ++t) ops::add(x_ + t * E, xb_ + t * E, E);
+      for (int64_t t = 0; t < T; ++t) ops::add(model_memory::isa_of(params_), x_ + t * E, xb_ + t * E, E);
 
       // SwiGLU feed-forward block.
-      for (int64_t t = 0; t < T; ++t) ops::rmsnorm(xb_ + t * E, x_ + t * E, L.ffn_norm, E, c.rms_eps);
+      for (int64_t t = 0; t < T; ++t) ops::rmsnorm(model_memory::isa_of(params_), xb_ + t * E, x_ + t * E, L.ffn_norm, E, c.rms_eps);
       SLM_TRY(matmul(L.w_gate, xb_, E, T, hb_, F));
       SLM_TRY(matmul(L.w_up, xb_, E, T, hb2_, F));
-      for (int64_t t = 0; t < T; ++t) ops::silu_mul(hb_ + t * F, hb2_ + t * F, F);
+      for (int64_t t = 0; t < T; ++t) ops::silu_mul(model_memory::isa_of(params_), hb_ + t * F, hb2_ + t * F, F);
       SLM_TRY(matmul(L.w_down, hb_, F, T, xb_, E));
-      for (int64_t t = 0; t < T; ++t) ops::add(x_ + t * E, xb_ + t * E, E);
+      for (int64_t t = 0; t < T; ++t) ops::add(model_memory::isa_of(params_), x_ + t * E, xb_ + t * E, E);
     }
     n_past_ += static_cast<int>(T);
     last_eval_size_ = static_cast<int>(first + T);
@@ -625,10 +625,10 @@ class LlamaContext final : public Context, private LlamaBuffers {
     // Final norm and LM head: every token with all_logits, else only the last one.
     const int64_t V = c.n_vocab;
     if (all_logits_) {
-      for (int64_t t = 0; t < T; ++t) ops::rmsnorm(xb_ + t * E, x_ + t * E, w_.output_norm, E, c.rms_eps);
+      for (int64_t t = 0; t < T; ++t) ops::rmsnorm(model_memory::isa_of(params_), xb_ + t * E, x_ + t * E, w_.output_norm, E, c.rms_eps);
       SLM_TRY(matmul(w_.output, xb_, E, T, logits_all_.data() + first * V, V));
     } else if (last_chunk) {
-      ops::rmsnorm(xb_, x_ + (T - 1) * E, w_.output_norm, E, c.rms_eps);
+      ops::rmsnorm(model_memory::isa_of(params_), xb_, x_ + (T - 1) * E, w_.output_norm, E, c.rms_eps);
       SLM_TRY(matmul(w_.output, xb_, E, 1, logits_one_, V));
     }
     return Status::success();

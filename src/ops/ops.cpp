@@ -10,38 +10,18 @@ namespace slm::ops {
 
 // ---- Elementwise and norms -----------------------------------------------------------------
 
-void rmsnorm(float* out, const float* x, const float* weight, int64_t n, float eps) {
-  // Sum of squares in double: n is up to ~8k and the residual stream can reach |x| ~ 1e2, where a
-  // float sum would lose the low bits that differ between batch and single-token paths.
-  double ss = 0.0;
-  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
-  const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
-  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * inv * weight[i];
+// The loops themselves live in the kernels layer (vector_ops.cpp: scalar reference; vec_ops.hpp:
+// per-ISA vector code).
+
+void rmsnorm(IsaLevel isa, float* out, const float* x, const float* weight, int64_t n, float eps) {
+  kernels::rmsnorm(isa, out, x, weight, n, eps);
 }
 
-void add(float* x, const float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
-}
+void add(IsaLevel isa, float* x, const float* y, int64_t n) { kernels::add(isa, x, y, n); }
 
-void silu_mul(float* gate, const float* up, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = gate[i];
-    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
-  }
-}
+void silu_mul(IsaLevel isa, float* gate, const float* up, int64_t n) { kernels::silu_mul(isa, gate, up, n); }
 
-void softmax(float* x, int64_t n) {
-  if (n <= 0) return;
-  float max = x[0];
-  for (int64_t i = 1; i < n; ++i) max = x[i] > max ? x[i] : max;
-  double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - max);
-    sum += x[i];
-  }
-  const float inv = static_cast<float>(1.0 / sum);
-  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
-}
+void softmax(IsaLevel isa, float* x, int64_t n) { kernels::softmax(isa, x, n); }
 
 Status get_row(DType type, const void* data, size_t row_stride, int64_t n_rows, int64_t n_cols,
                int64_t row, float* out) {
@@ -157,7 +137,7 @@ Status attention(IsaLevel isa, const AttentionShape& s, const KvLayer& layer, co
     keys.row_stride = static_cast<size_t>(layer.kv_dim) * elem;
     SLM_TRY(kernels::matmul(isa, keys, qh, hd, 1, scores, pos + 1, mm_scratch, mm_scratch_bytes, nullptr));
     for (int64_t p = 0; p <= pos; ++p) scores[p] *= s.scale;
-    softmax(scores, pos + 1);
+    softmax(isa, scores, pos + 1);
     float* oh = out + t * ldo + h * hd;           // (head_dim,) weighted sum of values
     SLM_TRY(kernels::weighted_row_sum(isa, keys.type, static_cast<const uint8_t*>(layer.v) + static_cast<size_t>(kv_off) * elem,
                                       keys.row_stride, pos + 1, scores, hd, oh));

@@ -13,17 +13,21 @@
 
 namespace slm::ops {
 
+// The elementwise ops run the kernels layer's vector code for `isa`, the context's kernel level
+// (ContextParams::isa); IsaLevel::scalar runs the plain reference loops (kernels.hpp states the
+// accuracy of each level against them).
+
 // out[i] = x[i] / sqrt(mean(x^2) + eps) * weight[i]   (out may alias x)
-void rmsnorm(float* out, const float* x, const float* weight, int64_t n, float eps);
+void rmsnorm(IsaLevel isa, float* out, const float* x, const float* weight, int64_t n, float eps);
 
 // x[i] += y[i]
-void add(float* x, const float* y, int64_t n);
+void add(IsaLevel isa, float* x, const float* y, int64_t n);
 
 // gate[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g))   (SwiGLU's gating)
-void silu_mul(float* gate, const float* up, int64_t n);
+void silu_mul(IsaLevel isa, float* gate, const float* up, int64_t n);
 
 // In place: x = exp(x - max) / sum.
-void softmax(float* x, int64_t n);
+void softmax(IsaLevel isa, float* x, int64_t n);
 
 // Row `row` of a [n_rows, n_cols] matrix of any computable type, as floats (embedding lookup).
 // An error when the type has no reference conversion or row is out of range.
