@@ -7,8 +7,11 @@ build="$root/build"
 "$root/scripts/install-deps.sh"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j "$(nproc)" --target slm-run
-model="$root/weights/slm-demo-random-q8_0.gguf"
-prompt='[ 3521.118201] EXT4-fs error (device nvme0n1p2): ext4_find_entry:1682: inode #2: comm ls: reading directory lblock 0'
-echo "== slm-run on $(basename "$model") (random weights: the text is meaningless, the engine is real)" >&2
-"$build/tools/slm-run" -m "$model" -p "$prompt" -n 64 --temp 0 --verbose -t "$(nproc)" "$@"
+model="$root/weights/slm-logexplainer-q8_0.gguf"
+excerpt="$root/weights/example-ext4.log"
+system='You explain Linux log excerpts: say what happened, how severe it is and what to check.'
+echo "== the log excerpt ($excerpt)" >&2
+cat "$excerpt" >&2
+echo "== slm-run on $(basename "$model"): the project's own tiny DeepSeek-architecture log explainer (weights/README.md)" >&2
+"$build/tools/slm-run" -m "$model" -f "$excerpt" --system "$system" --temp 0 -n 400 -t "$(nproc)" --verbose "$@"
 echo

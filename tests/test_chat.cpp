@@ -130,6 +130,8 @@ TEST_CASE("templates are recognised from the Jinja text") {
         "deepseek-r1");
   CHECK(kind("{{'" + kAssistant + "' + content.split('</think>')[-1]}}{{'" + kAssistant + "'}}") ==
         "deepseek-r1-nothink");
+  // The generation prompt alone (the project's own model in weights/ has no </think> stripping).
+  CHECK(kind("{{'" + kUser + "'}}{{'" + kAssistant + "<think>\\n'}}") == "deepseek-r1");
   CHECK(kind("{{'" + kUser + "'}}{{'" + kAssistant + "'}}") == "deepseek-v3");
   CHECK(kind("{{ '<|im_start|>' + message.role }}") == "chatml");
   CHECK_FALSE(ChatTemplate::detect("{{ messages }}").ok());

@@ -34,4 +34,16 @@ if(TARGET slm-logits AND TARGET slm-mkmodel)
       ENVIRONMENT "SLM_SOURCE_DIR=${PROJECT_SOURCE_DIR};SLM_BUILD_DIR=${PROJECT_BINARY_DIR}"
       LABELS "oracle" TIMEOUT 300)
   endforeach()
+  # The trained model shipped in weights/ (issue 10): held-out prompts, teacher-forced and
+  # free-running greedy answers against llama.cpp.
+  set(args --slm-logits $<TARGET_FILE:slm-logits> --trained ${PROJECT_SOURCE_DIR}/weights/slm-logexplainer-q8_0.gguf
+           --heldout ${PROJECT_SOURCE_DIR}/tests/data/logexplainer/heldout.jsonl --examples 8 --n-gen 160)
+  list(JOIN args "|" joined)
+  add_test(NAME test_llama_oracle_shipped
+           COMMAND ${CMAKE_COMMAND} -DNODE=${SLM_NODE}
+                   -DSCRIPT=${PROJECT_SOURCE_DIR}/tests/node/llama_oracle.mjs
+                   "-DARGS=${joined}" -P ${PROJECT_SOURCE_DIR}/tests/test_llama_oracle_run.cmake)
+  set_tests_properties(test_llama_oracle_shipped PROPERTIES
+    ENVIRONMENT "SLM_SOURCE_DIR=${PROJECT_SOURCE_DIR};SLM_BUILD_DIR=${PROJECT_BINARY_DIR}"
+    LABELS "oracle" TIMEOUT 300)
 endif()

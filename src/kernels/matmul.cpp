@@ -116,6 +116,9 @@ namespace {
 // Rows are handed to threads in groups of 32 so that a GEMM panel (32 rows) never straddles two
 // threads.
 constexpr int64_t kRowGroup = 32;
+// Products of fewer multiply-adds than this (rows x cols x tokens) do not wake the thread pool:
+// ~2^18 MACs take ~5-10 us on one core, about what waking and joining the workers costs.
+constexpr double kMinPoolMacs = 262144.0;
 
 const detail::TypeKernels* entry_for(const detail::KernelTable& table, DType type) {
   const auto id = static_cast<uint32_t>(type);
@@ -184,7 +187,8 @@ Status matmul(IsaLevel level, const Matrix& w, const float* x, int64_t ldx, int6
       split_range(static_cast<long>(n_tokens), i, n, &t0, &t1);
       for (long t = t0; t < t1; ++t) k->quantize_act(x + t * ldx, dst + t * act_stride, w.n_cols);
     };
-    if (pool && n_tokens > 1) pool->run(quantize);
+    if (pool && n_tokens > 1 && static_cast<double>(n_tokens) * static_cast<double>(w.n_cols) >= kMinPoolMacs / 64)
+      pool->run(quantize);
     else quantize(0, 1);
     act = scratch;
   }
@@ -196,7 +200,12 @@ Status matmul(IsaLevel level, const Matrix& w, const float* x, int64_t ldx, int6
     const int64_t r0 = g0 * kRowGroup, r1 = g1 * kRowGroup < w.n_rows ? g1 * kRowGroup : w.n_rows;
     if (r0 < r1) k->rows(w, r0, r1, act, act_stride, n_tokens, y, ldy);
   };
-  if (pool) pool->run(rows);
+  // Waking the pool costs a few microseconds, and far more when another process holds a core:
+  // a product smaller than that (the tiny model's 256-wide matrices at decode) runs on the
+  // caller's thread. The row split never changes results, so this does not either.
+  const bool small = static_cast<double>(w.n_rows) * static_cast<double>(w.n_cols) * static_cast<double>(n_tokens) <
+                     kMinPoolMacs;
+  if (pool && !small) pool->run(rows);
   else rows(0, 1);
   return Status::success();
 }

@@ -82,8 +82,10 @@ Expected<ChatTemplate> ChatTemplate::by_name(std::string_view name) {
 
 Expected<ChatTemplate> ChatTemplate::detect(std::string_view j) {
   if (contains(j, kDsAssistant)) {
-    if (contains(j, "</think>"))
-      return by_name(contains(j, std::string(kDsAssistant) + "<think>") ? "deepseek-r1" : "deepseek-r1-nothink");
+    // R1's generation prompt opens <think> (later R1 releases; also the project's own model,
+    // whose template has no </think> stripping); the first R1 release only strips </think>.
+    if (contains(j, std::string(kDsAssistant) + "<think>")) return by_name("deepseek-r1");
+    if (contains(j, "</think>")) return by_name("deepseek-r1-nothink");
     return by_name("deepseek-v3");
   }
   if (contains(j, "<|start_header_id|>")) return by_name("llama3");
