@@ -22,6 +22,7 @@
 #include <map>
 #include <optional>
 
+#include "model/context_base.hpp"
 #include "model/context_memory.hpp"
 #include "ops/ops.hpp"
 #include "slm/thread_pool.hpp"
@@ -717,10 +718,10 @@ kernels::Matrix rows_of(const kernels::Matrix& m, int64_t first, int64_t n) {
 
 // ---- Context: run state and forward pass ---------------------------------------------------
 
-class Deepseek2Context final : public Context, private Deepseek2Buffers {
+class Deepseek2Context final : public model_memory::ContextBase, private Deepseek2Buffers {
  public:
   Deepseek2Context(const Deepseek2Model& model, const ContextParams& params, const ContextPlan& plan)
-      : model_(model), c_(model.config()), w_(model.weights()), params_(params), plan_(plan) {}
+      : ContextBase(params, model.config().n_vocab), model_(model), c_(model.config()), w_(model.weights()), plan_(plan) {}
 
   // All buffers from one block (params_.arena or one allocation): no other allocation here
   // but the thread pool's, made after the arena is known to fit.
@@ -734,60 +735,22 @@ class Deepseek2Context final : public Context, private Deepseek2Buffers {
     return Status::success();
   }
 
-  Status eval(std::span<const int32_t> tokens, bool all_logits) override {
-    if (tokens.empty()) return errorf("eval: no tokens");
-    const int64_t n = static_cast<int64_t>(tokens.size());
-    if (n_past_ + n > params_.n_ctx)
-      return errorf("eval: context overflow: %lld tokens at position %d exceed n_ctx %d", static_cast<long long>(n), n_past_, params_.n_ctx);
-    for (int64_t i = 0; i < n; ++i)
-      if (tokens[i] < 0 || tokens[i] >= c_.n_vocab)
-        return errorf("eval: token %d (index %lld) outside the vocabulary [0, %lld)", tokens[i], static_cast<long long>(i),
-                      static_cast<long long>(c_.n_vocab));
-    const int n_past_before = n_past_;
-    n_logits_ = 0;
-    all_logits_ = all_logits;
-    if (all_logits) logits_all_.resize(static_cast<size_t>(n * c_.n_vocab));
-    n_routed_ = 0;
-    for (int64_t start = 0; start < n; start += params_.n_batch) {
-      const int64_t len = std::min<int64_t>(params_.n_batch, n - start);
-      Status s = forward(tokens.subspan(static_cast<size_t>(start), static_cast<size_t>(len)), start, start + len == n);
-      if (!s) {
-        n_past_ = n_past_before;
-        n_routed_ = 0;
-        return s;
-      }
-      n_routed_ = len * (c_.n_layer - c_.n_dense_lead) * c_.n_expert_used;  // routing_ holds this step
-    }
-    n_logits_ = all_logits ? n : 1;
-    return Status::success();
-  }
-
-  std::span<const float> logits(int i) const override {
-    if (n_logits_ == 0) return {};
-    const int64_t V = c_.n_vocab;
-    if (!all_logits_) {
-      if (i != -1 && i != last_eval_size_ - 1) return {};
-      return {logits_one_, static_cast<size_t>(V)};
-    }
-    const int64_t idx = i < 0 ? n_logits_ + i : i;
-    if (idx < 0 || idx >= n_logits_) return {};
-    return {logits_all_.data() + idx * V, static_cast<size_t>(V)};
-  }
-
-  int n_past() const override { return n_past_; }
-  int n_ctx() const override { return params_.n_ctx; }
   const Model& model() const override { return model_; }
-  void reset() override {
-    n_past_ = 0;
-    n_logits_ = 0;
-  }
+  const float* last_token_logits() const override { return logits_one_; }
   size_t kv_cache_bytes() const override { return plan_.kv_bytes; }
   size_t memory_bytes() const override { return plan_.total(); }
   std::span<const int32_t> routing() const { return {routing_, static_cast<size_t>(n_routed_)}; }
 
+ protected:
+  // routing_ holds the choices of the last step of the last eval (none after a failed one).
+  void begin_eval() override { n_routed_ = 0; }
+  void end_step(int64_t n_tokens, bool ok) override {
+    n_routed_ = ok ? n_tokens * (c_.n_layer - c_.n_dense_lead) * c_.n_expert_used : 0;
+  }
+
  private:
   Status matmul(const kernels::Matrix& w, const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy) {
-    return kernels::matmul(model_memory::isa_of(params_), w, x, ldx, n, y, ldy, scratch_.data(), scratch_.size(), pool_.get());
+    return kernels::matmul(isa(), w, x, ldx, n, y, ldy, scratch_.data(), scratch_.size(), pool_.get());
   }
   // Runs fn(i, n) on the pool, or inline when `work` (multiply-adds, roughly) is too small to
   // pay for waking the workers (as kernels::matmul decides for its products).
@@ -813,7 +776,7 @@ class Deepseek2Context final : public Context, private Deepseek2Buffers {
   }
 
   // One step over `tokens` (<= n_batch) at positions n_past_ ...
-  Status forward(std::span<const int32_t> tokens, int64_t first, bool last_chunk) {
+  Status forward(std::span<const int32_t> tokens, int64_t first, bool last_chunk) override {
     const Config& c = c_;
     const int64_t T = static_cast<int64_t>(tokens.size());
     const int64_t E = c.n_embd, half = c.qk_rope / 2;
@@ -825,28 +788,28 @@ class Deepseek2Context final : public Context, private Deepseek2Buffers {
     }
     for (int64_t l = 0; l < c.n_layer; ++l) {
       const Layer& L = w_.layers[static_cast<size_t>(l)];
-      for (int64_t t = 0; t < T; ++t) ops::rmsnorm(model_memory::isa_of(params_), xb_ + t * E, x_ + t * E, L.attn_norm, E, c.rms_eps);
+      for (int64_t t = 0; t < T; ++t) ops::rmsnorm(isa(), xb_ + t * E, x_ + t * E, L.attn_norm, E, c.rms_eps);
       SLM_TRY(attention(l, L, T, pos0));
       SLM_TRY(matmul(L.wo, att_, c.n_head * c.v_head, T, xb_, E));
-      for (int64_t t = 0; t < T; ++t) ops::add(model_memory::isa_of(params_), x_ + t * E, xb_ + t * E, E);
+      for (int64_t t = 0; t < T; ++t) ops::add(isa(), x_ + t * E, xb_ + t * E, E);
 
-      for (int64_t t = 0; t < T; ++t) ops::rmsnorm(model_memory::isa_of(params_), xb_ + t * E, x_ + t * E, L.ffn_norm, E, c.rms_eps);
+      for (int64_t t = 0; t < T; ++t) ops::rmsnorm(isa(), xb_ + t * E, x_ + t * E, L.ffn_norm, E, c.rms_eps);
       if (c.is_moe_layer(l)) {
         SLM_TRY(moe(L, T, l - c.n_dense_lead));
       } else {
         SLM_TRY(ffn(L.w_gate, L.w_up, L.w_down, xb_, T, gy_));
       }
-      for (int64_t t = 0; t < T; ++t) ops::add(model_memory::isa_of(params_), x_ + t * E, gy_ + t * E, E);
+      for (int64_t t = 0; t < T; ++t) ops::add(isa(), x_ + t * E, gy_ + t * E, E);
     }
     n_past_ += static_cast<int>(T);
     last_eval_size_ = static_cast<int>(first + T);
 
     const int64_t V = c.n_vocab;
     if (all_logits_) {
-      for (int64_t t = 0; t < T; ++t) ops::rmsnorm(model_memory::isa_of(params_), xb_ + t * E, x_ + t * E, w_.output_norm, E, c.rms_eps);
+      for (int64_t t = 0; t < T; ++t) ops::rmsnorm(isa(), xb_ + t * E, x_ + t * E, w_.output_norm, E, c.rms_eps);
       SLM_TRY(matmul(w_.output, xb_, E, T, logits_all_.data() + first * V, V));
     } else if (last_chunk) {
-      ops::rmsnorm(model_memory::isa_of(params_), xb_, x_ + (T - 1) * E, w_.output_norm, E, c.rms_eps);
+      ops::rmsnorm(isa(), xb_, x_ + (T - 1) * E, w_.output_norm, E, c.rms_eps);
       SLM_TRY(matmul(w_.output, xb_, E, 1, logits_one_, V));
     }
     return Status::success();
@@ -858,7 +821,7 @@ class Deepseek2Context final : public Context, private Deepseek2Buffers {
     const int64_t E = c_.n_embd, F = gate.n_rows;
     SLM_TRY(matmul(gate, in, E, T, hb_, F));
     SLM_TRY(matmul(up, in, E, T, hb2_, F));
-    for (int64_t t = 0; t < T; ++t) ops::silu_mul(model_memory::isa_of(params_), hb_ + t * F, hb2_ + t * F, F);
+    for (int64_t t = 0; t < T; ++t) ops::silu_mul(isa(), hb_ + t * F, hb2_ + t * F, F);
     return matmul(down, hb_, F, T, out, E);
   }
 
@@ -871,7 +834,7 @@ class Deepseek2Context final : public Context, private Deepseek2Buffers {
     // Queries, per head [nope | rope].
     if (c.q_lora_rank > 0) {
       SLM_TRY(matmul(L.wq_a, xb_, E, T, qa_, c.q_lora_rank));
-      for (int64_t t = 0; t < T; ++t) ops::rmsnorm(model_memory::isa_of(params_), qa_ + t * c.q_lora_rank, qa_ + t * c.q_lora_rank, L.q_a_norm, c.q_lora_rank, c.rms_eps);
+      for (int64_t t = 0; t < T; ++t) ops::rmsnorm(isa(), qa_ + t * c.q_lora_rank, qa_ + t * c.q_lora_rank, L.q_a_norm, c.q_lora_rank, c.rms_eps);
       SLM_TRY(matmul(L.wq_b, qa_, c.q_lora_rank, T, q_, H * dk));
     } else {
       SLM_TRY(matmul(L.wq, xb_, E, T, q_, H * dk));
@@ -881,7 +844,7 @@ class Deepseek2Context final : public Context, private Deepseek2Buffers {
     uint8_t* layer = cache_layer(l);
     for (int64_t t = 0; t < T; ++t) {
       float* kv = kva_ + t * R;
-      ops::rmsnorm(model_memory::isa_of(params_), kv, kv, L.kv_a_norm, dc, c.rms_eps);
+      ops::rmsnorm(isa(), kv, kv, L.kv_a_norm, dc, c.rms_eps);
       ops::rope(kv + dc, 1, dr, dr, cos_ + t * half, sin_ + t * half, ops::RopeStyle::AdjacentPairs);
       ops::rope(q_ + t * H * dk + dn, H, dk, dr, cos_ + t * half, sin_ + t * half, ops::RopeStyle::AdjacentPairs);
       const size_t off = static_cast<size_t>(pos0 + t) * static_cast<size_t>(R);
@@ -940,7 +903,7 @@ class Deepseek2Context final : public Context, private Deepseek2Buffers {
           const int64_t seen = pos0 + t0 + t + 1;
           float* s = scores_ + it * n_pos;
           for (int64_t p = 0; p < seen; ++p) s[p] *= c.kq_scale;
-          ops::softmax(model_memory::isa_of(params_), s, seen);
+          ops::softmax(isa(), s, seen);
           std::fill(s + seen, s + n_pos, 0.0f);
         }
       });
@@ -979,7 +942,7 @@ class Deepseek2Context final : public Context, private Deepseek2Buffers {
     SLM_TRY(matmul(L.gate_inp, xb_, E, T, router_, NE));
     const int64_t n_moe = c.n_layer - c.n_dense_lead;
     for (int64_t t = 0; t < T; ++t) {
-      route(model_memory::isa_of(params_), c, router_ + t * NE, L.exp_probs_b, route_id_ + t * K, route_w_ + t * K, route_scratch_);
+      route(isa(), c, router_ + t * NE, L.exp_probs_b, route_id_ + t * K, route_w_ + t * K, route_scratch_);
       std::copy_n(route_id_ + t * K, K, routing_ + (t * n_moe + moe_layer) * K);
     }
     // Group the (token, weight) pairs by expert (counting sort, tokens in order).
@@ -1012,7 +975,7 @@ class Deepseek2Context final : public Context, private Deepseek2Buffers {
     }
     if (L.gate_sh.data != nullptr) {
       SLM_TRY(ffn(L.gate_sh, L.up_sh, L.down_sh, xb_, T, gy_));
-      for (int64_t t = 0; t < T; ++t) ops::add(model_memory::isa_of(params_), gy_ + t * E, moe_ + t * E, E);
+      for (int64_t t = 0; t < T; ++t) ops::add(isa(), gy_ + t * E, moe_ + t * E, E);
     } else {
       std::memcpy(gy_, moe_, static_cast<size_t>(T * E) * sizeof(float));
     }
@@ -1022,16 +985,10 @@ class Deepseek2Context final : public Context, private Deepseek2Buffers {
   const Deepseek2Model& model_;
   const Config& c_;
   const Weights& w_;
-  ContextParams params_;
   ContextPlan plan_;
   std::unique_ptr<ThreadPool> pool_;
   model_memory::Block block_;  // holds every buffer of Deepseek2Buffers
-  std::vector<float> logits_all_;
   int64_t n_routed_ = 0;
-  int n_past_ = 0;
-  int64_t n_logits_ = 0;
-  int last_eval_size_ = 0;
-  bool all_logits_ = false;
 };
 
 Expected<std::unique_ptr<Context>> Deepseek2Model::create_context(const ContextParams& params) const {

@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 
+#include "model/context_base.hpp"
 #include "model/context_memory.hpp"
 #include "slm/thread_pool.hpp"
 #include "slm/tokenizer.hpp"
@@ -480,10 +481,10 @@ class LlamaModel final : public Model {
 
 // ---- Context: run state and forward pass ---------------------------------------------------
 
-class LlamaContext final : public Context, private LlamaBuffers {
+class LlamaContext final : public model_memory::ContextBase, private LlamaBuffers {
  public:
   LlamaContext(const LlamaModel& model, const ContextParams& params, const ContextPlan& plan)
-      : model_(model), c_(model.config()), w_(model.weights()), params_(params), plan_(plan) {}
+      : ContextBase(params, model.config().n_vocab), model_(model), c_(model.config()), w_(model.weights()), plan_(plan) {}
 
   ~LlamaContext() override { std::destroy(thread_status_.begin(), thread_status_.end()); }
 
@@ -510,62 +511,19 @@ class LlamaContext final : public Context, private LlamaBuffers {
     return Status::success();
   }
 
-  Status eval(std::span<const int32_t> tokens, bool all_logits) override {
-    if (tokens.empty()) return errorf("eval: no tokens");
-    const int64_t n = static_cast<int64_t>(tokens.size());
-    if (n_past_ + n > params_.n_ctx)
-      return errorf("eval: context overflow: %lld tokens at position %d exceed n_ctx %d",
-                    static_cast<long long>(n), n_past_, params_.n_ctx);
-    for (int64_t i = 0; i < n; ++i)
-      if (tokens[i] < 0 || tokens[i] >= c_.n_vocab)
-        return errorf("eval: token %d (index %lld) outside the vocabulary [0, %lld)", tokens[i],
-                      static_cast<long long>(i), static_cast<long long>(c_.n_vocab));
-    const int n_past_before = n_past_;
-    n_logits_ = 0;
-    all_logits_ = all_logits;
-    if (all_logits) logits_all_.resize(static_cast<size_t>(n * c_.n_vocab));  // grows only
-    for (int64_t start = 0; start < n; start += params_.n_batch) {
-      const int64_t len = std::min<int64_t>(params_.n_batch, n - start);
-      Status s = forward(tokens.subspan(static_cast<size_t>(start), static_cast<size_t>(len)), start, start + len == n);
-      if (!s) {
-        n_past_ = n_past_before;  // positions past it are overwritten by the next eval
-        return s;
-      }
-    }
-    n_logits_ = all_logits ? n : 1;
-    return Status::success();
-  }
-
-  std::span<const float> logits(int i) const override {
-    if (n_logits_ == 0) return {};
-    const int64_t V = c_.n_vocab;
-    if (!all_logits_) {
-      if (i != -1 && i != last_eval_size_ - 1) return {};
-      return {logits_one_, static_cast<size_t>(V)};
-    }
-    const int64_t idx = i < 0 ? n_logits_ + i : i;
-    if (idx < 0 || idx >= n_logits_) return {};
-    return {logits_all_.data() + idx * V, static_cast<size_t>(V)};
-  }
-
-  int n_past() const override { return n_past_; }
-  int n_ctx() const override { return params_.n_ctx; }
   const Model& model() const override { return model_; }
-  void reset() override {
-    n_past_ = 0;
-    n_logits_ = 0;
-  }
+  const float* last_token_logits() const override { return logits_one_; }
   size_t kv_cache_bytes() const override { return plan_.kv_bytes; }
   size_t memory_bytes() const override { return plan_.total(); }
 
  private:
   Status matmul(const kernels::Matrix& w, const float* x, int64_t ldx, int64_t n, float* y, int64_t ldy) {
-    return kernels::matmul(model_memory::isa_of(params_), w, x, ldx, n, y, ldy, scratch_.data(), scratch_.size(), pool_.get());
+    return kernels::matmul(isa(), w, x, ldx, n, y, ldy, scratch_.data(), scratch_.size(), pool_.get());
   }
 
   // One step over `tokens` (<= n_batch) at positions n_past_.. ; `first` is the index of
   // tokens[0] in the eval call (for all_logits); `last_chunk` computes logits.
-  Status forward(std::span<const int32_t> tokens, int64_t first, bool last_chunk) {
+  Status forward(std::span<const int32_t> tokens, int64_t first, bool last_chunk) override {
     const Config& c = c_;
     const int64_t T = static_cast<int64_t>(tokens.size());
     const int64_t E = c.n_embd, Q = c.q_dim(), KV = c.kv_dim(), F = c.n_ff, half = c.n_rot / 2;
@@ -585,14 +543,14 @@ class LlamaContext final : public Context, private LlamaBuffers {
       const ops::KvLayer& kv = kv_layers_[static_cast<size_t>(l)];
 
       // Attention block.
-      for (int64_t t = 0; t < T; ++t) ops::rmsnorm(model_memory::isa_of(params_), xb_ + t * E, x_ + t * E, L.attn_norm, E, c.rms_eps);
+      for (int64_t t = 0; t < T; ++t) ops::rmsnorm(isa(), xb_ + t * E, x_ + t * E, L.attn_norm, E, c.rms_eps);
       SLM_TRY(matmul(L.wq, xb_, E, T, q_, Q));
       SLM_TRY(matmul(L.wk, xb_, E, T, k_, KV));
       SLM_TRY(matmul(L.wv, xb_, E, T, v_, KV));
       for (int64_t t = 0; t < T; ++t) {
-        if (L.bq) ops::add(model_memory::isa_of(params_), q_ + t * Q, L.bq, Q);
-        if (L.bk) ops::add(model_memory::isa_of(params_), k_ + t * KV, L.bk, KV);
-        if (L.bv) ops::add(model_memory::isa_of(params_), v_ + t * KV, L.bv, KV);
+        if (L.bq) ops::add(isa(), q_ + t * Q, L.bq, Q);
+        if (L.bk) ops::add(isa(), k_ + t * KV, L.bk, KV);
+        if (L.bv) ops::add(isa(), v_ + t * KV, L.bv, KV);
         ops::rope(q_ + t * Q, c.n_head, c.head_dim, c.n_rot, cos_ + t * half, sin_ + t * half, c.rope_style);
         ops::rope(k_ + t * KV, c.n_head_kv, c.head_dim, c.n_rot, cos_ + t * half, sin_ + t * half, c.rope_style);
         ops::kv_store(kv, pos0 + t, k_ + t * KV, v_ + t * KV);
@@ -602,22 +560,22 @@ class LlamaContext final : public Context, private LlamaBuffers {
         long b, e;
         split_range(static_cast<long>(items), i, n, &b, &e);
         thread_status_[static_cast<size_t>(i)] =
-            ops::attention(model_memory::isa_of(params_), shape, kv, q_, Q, att_, Q, pos0, T, b, e, scores_ + static_cast<size_t>(i) * params_.n_ctx,
+            ops::attention(isa(), shape, kv, q_, Q, att_, Q, pos0, T, b, e, scores_ + static_cast<size_t>(i) * params_.n_ctx,
                            attn_scratch_ + static_cast<size_t>(i) * plan_.attn_scratch_bytes,
                            plan_.attn_scratch_bytes);
       };
       if (pool_) pool_->run(attend); else attend(0, 1);
       for (const Status& st : thread_status_) SLM_TRY(st);
       SLM_TRY(matmul(L.wo, att_, Q, T, xb_, E));
-      for (int64_t t = 0; t < T; ++t) ops::add(model_memory::isa_of(params_), x_ + t * E, xb_ + t * E, E);
+      for (int64_t t = 0; t < T; ++t) ops::add(isa(), x_ + t * E, xb_ + t * E, E);
 
       // SwiGLU feed-forward block.
-      for (int64_t t = 0; t < T; ++t) ops::rmsnorm(model_memory::isa_of(params_), xb_ + t * E, x_ + t * E, L.ffn_norm, E, c.rms_eps);
+      for (int64_t t = 0; t < T; ++t) ops::rmsnorm(isa(), xb_ + t * E, x_ + t * E, L.ffn_norm, E, c.rms_eps);
       SLM_TRY(matmul(L.w_gate, xb_, E, T, hb_, F));
       SLM_TRY(matmul(L.w_up, xb_, E, T, hb2_, F));
-      for (int64_t t = 0; t < T; ++t) ops::silu_mul(model_memory::isa_of(params_), hb_ + t * F, hb2_ + t * F, F);
+      for (int64_t t = 0; t < T; ++t) ops::silu_mul(isa(), hb_ + t * F, hb2_ + t * F, F);
       SLM_TRY(matmul(L.w_down, hb_, F, T, xb_, E));
-      for (int64_t t = 0; t < T; ++t) ops::add(model_memory::isa_of(params_), x_ + t * E, xb_ + t * E, E);
+      for (int64_t t = 0; t < T; ++t) ops::add(isa(), x_ + t * E, xb_ + t * E, E);
     }
     n_past_ += static_cast<int>(T);
     last_eval_size_ = static_cast<int>(first + T);
@@ -625,10 +583,10 @@ class LlamaContext final : public Context, private LlamaBuffers {
     // Final norm and LM head: every token with all_logits, else only the last one.
     const int64_t V = c.n_vocab;
     if (all_logits_) {
-      for (int64_t t = 0; t < T; ++t) ops::rmsnorm(model_memory::isa_of(params_), xb_ + t * E, x_ + t * E, w_.output_norm, E, c.rms_eps);
+      for (int64_t t = 0; t < T; ++t) ops::rmsnorm(isa(), xb_ + t * E, x_ + t * E, w_.output_norm, E, c.rms_eps);
       SLM_TRY(matmul(w_.output, xb_, E, T, logits_all_.data() + first * V, V));
     } else if (last_chunk) {
-      ops::rmsnorm(model_memory::isa_of(params_), xb_, x_ + (T - 1) * E, w_.output_norm, E, c.rms_eps);
+      ops::rmsnorm(isa(), xb_, x_ + (T - 1) * E, w_.output_norm, E, c.rms_eps);
       SLM_TRY(matmul(w_.output, xb_, E, 1, logits_one_, V));
     }
     return Status::success();
@@ -637,15 +595,9 @@ class LlamaContext final : public Context, private LlamaBuffers {
   const LlamaModel& model_;
   const Config& c_;
   const Weights& w_;
-  ContextParams params_;
   ContextPlan plan_;
   std::unique_ptr<ThreadPool> pool_;
   model_memory::Block block_;  // holds every buffer of LlamaBuffers
-  std::vector<float> logits_all_;  // (n_tokens, n_vocab) with all_logits; grows, never shrinks
-  int n_past_ = 0;
-  int64_t n_logits_ = 0;
-  int last_eval_size_ = 0;
-  bool all_logits_ = false;
 };
 
 Expected<std::unique_ptr<Context>> LlamaModel::create_context(const ContextParams& requested) const {
