@@ -301,6 +301,13 @@ TEST_CASE("slm-perplexity: bad arguments and files give one line and a non-zero 
       {m + f + "-c", "needs a value"},
       {m + f + "--kl-base /nonexistent/base.gguf", "/nonexistent/base.gguf"},
       {m + f + "--isa nosuchisa", "nosuchisa"},
+      {m + f + "--jsonl '" + text.string() + "'", "not both"},
+      {m + "--jsonl /nonexistent/x.jsonl", "/nonexistent/x.jsonl"},
+      {m + "--jsonl '" + write_text("bad1.jsonl", "{\"prompt\": \"a\"}\n").string() + "'", "bad1.jsonl:1"},
+      {m + "--jsonl '" + write_text("bad2.jsonl", "\n{\"prompt\": \"a\", \"completion\": 3}\n").string() + "'", "bad2.jsonl:2"},
+      {m + "--jsonl '" + write_text("bad3.jsonl", "{\"prompt\": \"a\", \"completion\": \"\"}\n").string() + "'", "empty"},
+      {m + "--jsonl '" + write_text("bad4.jsonl", "not json\n").string() + "'", "bad4.jsonl:1"},
+      {m + "--jsonl '" + write_text("bad5.jsonl", "\n\n").string() + "'", "no examples"},
   };
   for (const auto& item : bad) {
     const std::string& args = item.first;  // no structured binding: clang 14 cannot capture one
@@ -326,6 +333,62 @@ TEST_CASE("slm-perplexity: bad arguments and files give one line and a non-zero 
   CAPTURE(r.err);
   CHECK(r.err.find("vocabulary") != std::string::npos);
   CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+}
+
+// --jsonl on the shipped model and its held-out examples: the completion tokens' mean NLL equals
+// the one computed here from Context logits over the same ids (tests/data/logexplainer has the
+// training program's ids), and the training program's own value within test_shipped_model's
+// tolerance.
+TEST_CASE("slm-perplexity: --jsonl scores only the completions") {
+  const std::string model = std::string(SLM_TEST_SOURCE_DIR) + "/weights/slm-logexplainer-q8_0.gguf";
+  std::ifstream in(std::string(SLM_TEST_SOURCE_DIR) + "/tests/data/logexplainer/heldout.jsonl");
+  REQUIRE(in.good());
+  auto ref = slm::json::parse_file(std::string(SLM_TEST_SOURCE_DIR) + "/tests/data/logexplainer/reference.json");
+  REQUIRE(ref.ok());
+  std::string lines, line;
+  std::vector<std::vector<int32_t>> ids;
+  std::vector<size_t> first;
+  double ref_sum = 0, ref_n = 0;
+  for (int i = 0; i < 6 && std::getline(in, line); ++i) {
+    auto v = slm::json::parse(line);
+    REQUIRE(v.ok());
+    lines += "{\"prompt\": " + slm::json::quote(v->find("prompt")->as_string()) +
+             ", \"completion\": " + slm::json::quote(v->find("completion")->as_string()) + "}\n";
+    std::vector<int32_t> e;
+    for (const auto& t : v->find("ids")->items()) e.push_back(static_cast<int32_t>(t.as_int()));
+    first.push_back(static_cast<size_t>(std::find(e.begin(), e.end(), 3) - e.begin()) + 1);  // after <｜Assistant｜>
+    ids.push_back(std::move(e));
+    const auto* r = ref->find("examples")->at(static_cast<size_t>(i));
+    ref_sum += r->find("nll_sum")->as_double();
+    ref_n += static_cast<double>(r->find("n_tokens")->as_int());
+  }
+  const fs::path file = write_text("heldout6.jsonl", lines);
+  const slm::json::Value j = parse_json(run_tool("-m '" + model + "' --jsonl '" + file.string() + "' -o json"));
+  auto m = slm::Model::load(model);
+  REQUIRE(m.ok());
+  slm::ContextParams cp;
+  cp.n_ctx = 640;
+  auto ctx = slm::Context::create(**m, cp);
+  REQUIRE(ctx.ok());
+  double sum = 0;
+  size_t n = 0;
+  for (size_t e = 0; e < ids.size(); ++e) {
+    (*ctx)->reset();
+    REQUIRE((*ctx)->eval(ids[e], true).ok());
+    for (size_t t = first[e]; t < ids[e].size(); ++t) {
+      auto z = (*ctx)->logits(static_cast<int>(t - 1));
+      double mx = -INFINITY, s = 0;
+      for (float x : z) mx = std::max(mx, static_cast<double>(x));
+      for (float x : z) s += std::exp(static_cast<double>(x) - mx);
+      sum += std::log(s) + mx - static_cast<double>(z[static_cast<size_t>(ids[e][t])]);
+      ++n;
+    }
+  }
+  CHECK(j.find("examples")->as_int() == 6);
+  CHECK(j.find("n_scored")->as_int() == static_cast<int64_t>(n));
+  CHECK(static_cast<double>(n) == ref_n);
+  CHECK(j.find("mean_nll")->as_double() == doctest::Approx(sum / static_cast<double>(n)).epsilon(1e-9));
+  CHECK(std::fabs(j.find("mean_nll")->as_double() - ref_sum / ref_n) < 0.02);
 }
 
 TEST_CASE("slm-perplexity: stories260K on TinyStories-style text (needs ../shared)") {

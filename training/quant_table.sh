@@ -3,28 +3,17 @@
 # table in docs/QUANTIZATION.md). Needs the training run's Hugging Face export and the held-out
 # text; everything is made with the project's own tools.
 #
-#   training/quant_table.sh HF_DIR HELDOUT_JSONL BUILD_DIR OUT_DIR [N_EXAMPLES]
+#   training/quant_table.sh HF_DIR HELDOUT_JSONL BUILD_DIR OUT_DIR
 #
-# HF_DIR: $R/run/hf of training/README.md; HELDOUT_JSONL: $R/data/test.jsonl (or
-# tests/data/logexplainer/heldout.jsonl); BUILD_DIR: a build with the tools. The text scored is
-# the rendered chat text of the first N_EXAMPLES (default 300) held-out examples, one after
-# another, in windows of 512 tokens (slm-perplexity's defaults: stride 256, each token scored
-# once with at least 256 tokens of context).
+# HF_DIR: $R/run/hf of training/README.md; HELDOUT_JSONL: prompt/completion lines, e.g.
+# tests/data/logexplainer/heldout.jsonl (200 held-out examples); BUILD_DIR: a build with the
+# tools. Scored: the completion tokens only (slm-perplexity --jsonl), each example from an empty
+# cache -- the answers' loss given the log excerpts, as the model was trained (its prompts, log
+# lines full of random hex and names, were never a training target).
 set -euo pipefail
-hf=$1 heldout=$2 build=$3 out=$4 n=${5:-300}
+hf=$1 heldout=$2 build=$3 out=$4
 mkdir -p "$out"
 threads=$(nproc)
-/usr/bin/python3 - "$heldout" "$n" > "$out/heldout.txt" <<'EOF'
-import json, sys
-path, n = sys.argv[1], int(sys.argv[2])
-with open(path, encoding="utf-8") as f:
-    for i, line in enumerate(f):
-        if i >= n:
-            break
-        ex = json.loads(line)
-        text = ex["text"] if "text" in ex else ex["prompt"] + ex["completion"]
-        sys.stdout.write(text + "\n")
-EOF
 "$build/tools/slm-convert" "$hf" -o "$out/f16.gguf" --outtype F16 --keep-kv-b >/dev/null
 echo "| type | size (MiB) | bits/weight | PPL | ln(PPL/PPL_F16) | mean KL | p99 KL | same top token |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
@@ -34,7 +23,7 @@ for type in F16 Q8_0 Q6_K Q5_K_M Q4_K_M Q4_0; do
     model="$out/$type.gguf"
     "$build/tools/slm-quantize" -t "$threads" "$out/f16.gguf" "$model" "$type" > "$out/$type.quantize.log" 2>&1
   fi
-  "$build/tools/slm-perplexity" -m "$model" -f "$out/heldout.txt" --kl-base "$out/f16.gguf" -t "$threads" \
+  "$build/tools/slm-perplexity" -m "$model" --jsonl "$heldout" --kl-base "$out/f16.gguf" -t "$threads" \
     -o json > "$out/$type.json"
   /usr/bin/python3 - "$out/$type.json" "$model" "$type" <<'EOF'
 import json, os, sys

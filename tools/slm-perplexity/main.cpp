@@ -30,6 +30,13 @@ const char* kUsage =
     "\n"
     "  -m, --model FILE     GGUF model\n"
     "  -f, --file FILE      text file ('-' = stdin)\n"
+    "      --jsonl FILE     instead of -f: one JSON object per line with \"prompt\" and\n"
+    "                       \"completion\" strings; each line is evaluated from an empty cache\n"
+    "                       and only the completion's tokens are scored (an answer's loss given\n"
+    "                       its question, as a fine-tuning loss counts it). The text is encoded\n"
+    "                       with control tokens recognised (a chat-template prompt), BOS first\n"
+    "                       when the model adds it and the prompt does not start with it; the\n"
+    "                       prompt's tokens must be a prefix of prompt + completion's\n"
     "  -c, --ctx N          window length in tokens (default min(512, training context))\n"
     "      --stride S       window advance (default CTX/2)\n"
     "      --kl-base FILE   also evaluate this base model (e.g. the F32/F16 original) on the same\n"
@@ -42,7 +49,7 @@ const char* kUsage =
     "      --isa NAME       force the kernel level (scalar, avx2, avx512, avx512vnni, amx, ...)\n";
 
 struct Options {
-  std::string model, text_file, kl_base, output = "text";
+  std::string model, text_file, jsonl, kl_base, output = "text";
   int n_ctx = 0;
   int stride = 0;
   int n_threads = 1;
@@ -122,6 +129,54 @@ std::vector<Window> plan_windows(int n_tokens, int n_ctx, int stride) {
   return out;
 }
 
+// One evaluation from an empty cache: ids[first ..) are scored, each from the logits before it.
+struct Segment {
+  std::vector<int32_t> ids;
+  int first = 1;
+};
+
+// --jsonl: one segment per line, scoring the completion (see kUsage).
+slm::Expected<std::vector<Segment>> jsonl_segments(const slm::Model& m, const std::string& path) {
+  auto text = slm::tool::read_file(path);
+  if (!text) return text.error();
+  const slm::Tokenizer* tok = m.tokenizer();
+  if (tok == nullptr) return slm::errorf("%s: the model has no tokenizer", path.c_str());
+  std::vector<Segment> out;
+  size_t line_no = 0, pos = 0;
+  const std::string& t = *text;
+  while (pos < t.size()) {
+    size_t end = t.find('\n', pos);
+    if (end == std::string::npos) end = t.size();
+    const std::string_view line(t.data() + pos, end - pos);
+    pos = end + 1;
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    auto v = slm::json::parse(line);
+    if (!v) return slm::errorf("%s:%zu: %s", path.c_str(), line_no, v.error().message.c_str());
+    const slm::json::Value* prompt = v->find("prompt");
+    const slm::json::Value* completion = v->find("completion");
+    if (!prompt || !prompt->is_string() || !completion || !completion->is_string())
+      return slm::errorf("%s:%zu: expected an object with \"prompt\" and \"completion\" strings", path.c_str(), line_no);
+    const slm::EncodeOptions eo{.add_bos = false, .parse_special = true};
+    auto p_ids = tok->encode(prompt->as_string(), eo);
+    auto all = tok->encode(std::string(prompt->as_string()) + std::string(completion->as_string()), eo);
+    if (!p_ids) return slm::errorf("%s:%zu: %s", path.c_str(), line_no, p_ids.error().message.c_str());
+    if (!all) return slm::errorf("%s:%zu: %s", path.c_str(), line_no, all.error().message.c_str());
+    if (all->size() <= p_ids->size() || !std::equal(p_ids->begin(), p_ids->end(), all->begin()))
+      return slm::errorf("%s:%zu: the completion is empty, or the prompt's tokens are not a prefix of "
+                         "prompt + completion's (the two merge across the boundary)", path.c_str(), line_no);
+    Segment seg;
+    const bool add_bos = tok->add_bos() && tok->bos() >= 0 && (*all)[0] != tok->bos();
+    if (add_bos) seg.ids.push_back(tok->bos());
+    seg.ids.insert(seg.ids.end(), all->begin(), all->end());
+    seg.first = static_cast<int>(p_ids->size() + (add_bos ? 1 : 0));
+    if (seg.first < 1) return slm::errorf("%s:%zu: empty prompt and no BOS: nothing to predict the first token from", path.c_str(), line_no);
+    out.push_back(std::move(seg));
+  }
+  if (out.empty()) return slm::errorf("%s: no examples", path.c_str());
+  return out;
+}
+
 struct Loaded {
   std::unique_ptr<slm::Model> model;
   std::unique_ptr<slm::Context> ctx;
@@ -144,28 +199,49 @@ slm::Expected<Loaded> load(const std::string& path, const Options& o, int n_ctx)
 }
 
 int run(const Options& o) {
-  auto text = slm::tool::read_file(o.text_file);
-  if (!text) return fail(text.error().message);
   auto model = slm::Model::load(o.model);
   if (!model) return fail(model.error().message);
   const slm::Model& m = **model;
-  auto tokens = slm::tool::tokenize(m, *text, true);
-  if (!tokens) return fail(tokens.error().message);
-  const std::vector<int32_t>& ids = *tokens;
-  const int n_tokens = static_cast<int>(ids.size());
-  const bool has_bos = n_tokens > 0 && m.tokenizer() != nullptr && m.tokenizer()->bos() >= 0 &&
-                       ids[0] == m.tokenizer()->bos();
 
-  const int64_t train_ctx = m.info().n_ctx_train > 0 ? m.info().n_ctx_train : 512;
-  const int n_ctx = o.n_ctx > 0 ? o.n_ctx : static_cast<int>(std::min<int64_t>(512, train_ctx));
-  const int stride = o.stride > 0 ? o.stride : std::max(1, n_ctx / 2);
-  if (n_ctx < 2) return fail("-c must be at least 2");
-  if (stride > n_ctx) return fail("--stride " + std::to_string(stride) + " is larger than the window (-c " +
-                                  std::to_string(n_ctx) + ")");
-  const std::vector<Window> windows = plan_windows(n_tokens, n_ctx, stride);
-  if (windows.empty())
-    return fail(o.text_file + ": " + std::to_string(n_tokens) + " tokens, too few to score with -c " +
-                std::to_string(n_ctx) + " (need more than " + std::to_string(n_ctx / 2) + ")");
+  // What to evaluate: windows over one text (-f), or one segment per example (--jsonl).
+  std::vector<Segment> segments;
+  std::vector<Window> windows;
+  int n_tokens = 0, n_ctx = 0, stride = 0;
+  bool has_bos = false;
+  if (!o.jsonl.empty()) {
+    auto segs = jsonl_segments(m, o.jsonl);
+    if (!segs) return fail(segs.error().message);
+    segments = std::move(*segs);
+    for (const Segment& seg : segments) {
+      n_ctx = std::max(n_ctx, static_cast<int>(seg.ids.size()));
+      n_tokens += static_cast<int>(seg.ids.size());
+    }
+  } else {
+    auto text = slm::tool::read_file(o.text_file);
+    if (!text) return fail(text.error().message);
+    auto tokens = slm::tool::tokenize(m, *text, true);
+    if (!tokens) return fail(tokens.error().message);
+    const std::vector<int32_t>& ids = *tokens;
+    n_tokens = static_cast<int>(ids.size());
+    has_bos = n_tokens > 0 && m.tokenizer() != nullptr && m.tokenizer()->bos() >= 0 && ids[0] == m.tokenizer()->bos();
+    const int64_t train_ctx = m.info().n_ctx_train > 0 ? m.info().n_ctx_train : 512;
+    n_ctx = o.n_ctx > 0 ? o.n_ctx : static_cast<int>(std::min<int64_t>(512, train_ctx));
+    stride = o.stride > 0 ? o.stride : std::max(1, n_ctx / 2);
+    if (n_ctx < 2) return fail("-c must be at least 2");
+    if (stride > n_ctx) return fail("--stride " + std::to_string(stride) + " is larger than the window (-c " +
+                                    std::to_string(n_ctx) + ")");
+    windows = plan_windows(n_tokens, n_ctx, stride);
+    if (windows.empty())
+      return fail(o.text_file + ": " + std::to_string(n_tokens) + " tokens, too few to score with -c " +
+                  std::to_string(n_ctx) + " (need more than " + std::to_string(n_ctx / 2) + ")");
+    for (const Window& win : windows) {
+      Segment seg;
+      seg.ids.assign(ids.begin() + win.start, ids.begin() + win.end);
+      if (has_bos && win.start > 0) seg.ids[0] = ids[0];
+      seg.first = win.first_scored - win.start;
+      segments.push_back(std::move(seg));
+    }
+  }
 
   slm::ContextParams cp;
   cp.n_ctx = n_ctx;
@@ -192,30 +268,30 @@ int run(const Options& o) {
                 static_cast<long long>(m.info().n_vocab));
     if (base.model)
       std::printf("base  %s: %s\n", o.kl_base.c_str(), base.model->info().type_summary.c_str());
-    std::printf("%d tokens%s, window %d, stride %d, %zu windows\n", n_tokens,
-                has_bos ? " (BOS first)" : "", n_ctx, stride, windows.size());
+    if (o.jsonl.empty())
+      std::printf("%d tokens%s, window %d, stride %d, %zu windows\n", n_tokens,
+                  has_bos ? " (BOS first)" : "", n_ctx, stride, windows.size());
+    else
+      std::printf("%zu examples, %d tokens, the longest %d\n", segments.size(), n_tokens, n_ctx);
     std::fflush(stdout);
   }
 
   std::vector<double> nll, kl, base_nll;
   size_t same_top = 0;
   std::vector<double> lp, lp_base;
-  std::vector<int32_t> window_ids;
   std::vector<double> window_ppl;
   double eval_seconds = 0, base_seconds = 0;
   size_t evaluated = 0;
-  for (size_t w = 0; w < windows.size(); ++w) {
-    const Window& win = windows[w];
-    window_ids.assign(ids.begin() + win.start, ids.begin() + win.end);
-    if (has_bos && win.start > 0) window_ids[0] = ids[0];
-    const std::span<const int32_t> span(window_ids);
+  for (size_t w = 0; w < segments.size(); ++w) {
+    const Segment& seg = segments[w];
+    const std::span<const int32_t> span(seg.ids);
 
     double t0 = slm::tool::now_seconds();
     c.reset();
     slm::Status st = c.eval(span, true);
     if (!st) return fail(st.message());
     eval_seconds += slm::tool::now_seconds() - t0;
-    evaluated += window_ids.size();
+    evaluated += seg.ids.size();
     if (base.ctx) {
       t0 = slm::tool::now_seconds();
       base.ctx->reset();
@@ -223,24 +299,28 @@ int run(const Options& o) {
       if (!st) return fail("--kl-base: " + st.message());
       base_seconds += slm::tool::now_seconds() - t0;
     }
-    for (int j = win.first_scored; j < win.end; ++j) {
-      const int i = j - 1 - win.start;  // logits at position j-1 predict token j
+    for (int j = seg.first; j < static_cast<int>(seg.ids.size()); ++j) {
+      const int i = j - 1;  // logits at position j-1 predict token j
       auto logits = c.logits(i);
-      if (!log_softmax(logits, lp)) return fail("non-finite logits at token " + std::to_string(j - 1));
-      nll.push_back(-lp[static_cast<size_t>(ids[j])]);
+      if (!log_softmax(logits, lp)) return fail("non-finite logits at token " + std::to_string(i));
+      nll.push_back(-lp[static_cast<size_t>(seg.ids[static_cast<size_t>(j)])]);
       if (base.ctx) {
         if (!log_softmax(base.ctx->logits(i), lp_base))
-          return fail("--kl-base: non-finite logits at token " + std::to_string(j - 1));
-        base_nll.push_back(-lp_base[static_cast<size_t>(ids[j])]);
+          return fail("--kl-base: non-finite logits at token " + std::to_string(i));
+        base_nll.push_back(-lp_base[static_cast<size_t>(seg.ids[static_cast<size_t>(j)])]);
         kl.push_back(kl_divergence(lp_base, lp));
         if (slm::argmax(base.ctx->logits(i)) == slm::argmax(logits)) ++same_top;
       }
     }
     const double running = std::exp(mean_stderr(nll).mean);
     window_ppl.push_back(running);
-    if (text_out) {
+    if (text_out && o.jsonl.empty()) {
+      const Window& win = windows[w];
       std::printf("[%zu/%zu] tokens %d..%d scored (window %d..%d): running PPL %.4f\n", w + 1,
                   windows.size(), win.first_scored, win.end - 1, win.start, win.end - 1, running);
+      std::fflush(stdout);
+    } else if (text_out && ((w + 1) % 50 == 0 || w + 1 == segments.size())) {
+      std::printf("[%zu/%zu] examples: running PPL %.4f\n", w + 1, segments.size(), running);
       std::fflush(stdout);
     }
   }
@@ -294,6 +374,10 @@ int run(const Options& o) {
     jw.end_object();
   }
   jw.end_array();
+  if (!o.jsonl.empty()) {
+    jw.key("jsonl"); jw.value(o.jsonl);
+    jw.key("examples"); jw.value(static_cast<uint64_t>(segments.size()));
+  }
   jw.key("n_scored"); jw.value(static_cast<uint64_t>(nll.size()));
   jw.key("mean_nll"); jw.value(s.mean);
   jw.key("mean_nll_stderr"); jw.value(s.stderr_);
@@ -338,6 +422,8 @@ int main(int argc, char** argv) {
       o.model = a.value();
     } else if (a.is("-f", "--file")) {
       o.text_file = a.value();
+    } else if (a.is("--jsonl")) {
+      o.jsonl = a.value();
     } else if (a.is("-c", "--ctx")) {
       o.n_ctx = static_cast<int>(a.int_value(2, 1 << 20));
     } else if (a.is("--stride")) {
@@ -360,7 +446,8 @@ int main(int argc, char** argv) {
   }
   if (!a.error().empty()) return fail(a.error());
   if (o.model.empty()) return fail("no model given (-m FILE); see --help");
-  if (o.text_file.empty()) return fail("no text given (-f FILE); see --help");
+  if (o.text_file.empty() && o.jsonl.empty()) return fail("no text given (-f FILE or --jsonl FILE); see --help");
+  if (!o.text_file.empty() && !o.jsonl.empty()) return fail("-f and --jsonl: give one of them, not both");
   if (!o.isa.empty()) {
     slm::Status st = slm::tool::force_isa(o.isa);
     if (!st) return fail(st.message());
