@@ -598,12 +598,65 @@ bool has_bytelevel_regex(const json::Value* pre) {
   return false;
 }
 
+// A byte-fallback BPE tokenizer.json is SentencePiece-style when spaces become "▁": either the
+// normalizer pair [Prepend("▁"),] Replace(" ", "▁") or a Metaspace pre-tokenizer. The result:
+// whether a "▁" is prepended to the text (GGUF tokenizer.ggml.add_space_prefix).
+Expected<bool> spm_space_prefix(const json::Value& doc) {
+  auto flatten = [](const json::Value* v, const char* list) {
+    std::vector<const json::Value*> out;
+    if (v == nullptr || !v->is_object()) return out;
+    const json::Value* t = v->find("type");
+    const json::Value* items = v->find(list);
+    if (t != nullptr && t->is_string() && t->as_string() == "Sequence" && items != nullptr && items->is_array()) {
+      for (const json::Value& x : items->items()) out.push_back(&x);
+    } else {
+      out.push_back(v);
+    }
+    return out;
+  };
+  auto type_of = [](const json::Value* v) -> std::string_view {
+    const json::Value* t = v->find("type");
+    return t != nullptr && t->is_string() ? t->as_string() : std::string_view();
+  };
+  bool prepend = false, replace = false, metaspace = false, meta_prefix = false;
+  for (const json::Value* n : flatten(doc.find("normalizer"), "normalizers")) {
+    const std::string_view t = type_of(n);
+    const json::Value* pp = n->find("prepend");
+    const json::Value* content = n->find("content");
+    const json::Value* pat = n->find("pattern");
+    const json::Value* str = pat != nullptr ? pat->find("String") : nullptr;
+    if (t == "Prepend" && pp != nullptr && pp->is_string() && pp->as_string() == "\u2581") {
+      prepend = true;
+    } else if (t == "Replace" && content != nullptr && content->is_string() && content->as_string() == "\u2581" &&
+               str != nullptr && str->is_string() && str->as_string() == " ") {
+      replace = true;
+    }
+  }
+  for (const json::Value* p : flatten(doc.find("pre_tokenizer"), "pretokenizers")) {
+    if (type_of(p) != "Metaspace") continue;
+    metaspace = true;
+    const json::Value* scheme = p->find("prepend_scheme");
+    const json::Value* add = p->find("add_prefix_space");
+    if (scheme != nullptr && scheme->is_string()) {
+      meta_prefix = scheme->as_string() != "never";
+    } else {
+      meta_prefix = add == nullptr || !add->is_bool() || add->as_bool();
+    }
+  }
+  if (replace) return prepend;
+  if (metaspace) return meta_prefix;
+  return errorf("a byte_fallback BPE tokenizer without the SentencePiece space handling (normalizer Replace(\" \", "
+                "\"\u2581\") or a Metaspace pre-tokenizer) is not supported");
+}
+
 struct Vocab {
   std::string model = "gpt2";
   std::string pre;
   std::vector<std::string> tokens;
   std::vector<int32_t> types;
   std::vector<float> scores;  // llama (SentencePiece-style) only
+  std::optional<bool> add_space_prefix;  // llama only: whether "▁" is prepended to the text
+  std::string unk;                       // model.unk_token, the fallback for the unknown id
   std::vector<std::string> merges;
   std::map<std::string, int64_t> ids;
 };
@@ -657,6 +710,36 @@ Expected<Vocab> load_vocab(const fs::path& dir, int64_t n_vocab_config, const Co
                   static_cast<long long>(n_vocab_config));
   }
   *n_vocab = n;
+  std::vector<std::string> merges;
+  if (const json::Value* mg = (*model)->find("merges"); mg != nullptr && mg->is_array()) {
+    for (const json::Value& m : mg->items()) {
+      if (m.is_string()) {
+        merges.emplace_back(m.as_string());
+      } else if (m.is_array() && m.size() == 2 && m.items()[0].is_string() && m.items()[1].is_string()) {
+        merges.push_back(std::string(m.items()[0].as_string()) + " " + std::string(m.items()[1].as_string()));
+      } else {
+        return errorf("%s: a merge is neither \"a b\" nor [\"a\", \"b\"]", path);
+      }
+    }
+  }
+  if (const json::Value* u = (*model)->find("unk_token"); u != nullptr && u->is_string()) v.unk = std::string(u->as_string());
+  // SentencePiece-style scores. llama.cpp's SPM tokenizer merges the adjacent pair whose
+  // concatenation has the highest score; HF's BPE applies the merge of lowest rank. Scoring each
+  // token by minus the rank of the first merge that makes it gives the same order (llama.cpp's
+  // own converter writes -1000 for every token of a tokenizer.json, which loses it). Tokens no
+  // merge makes keep minus their id, below every merge result.
+  std::map<int64_t, float> merge_score;
+  if (byte_fallback) {
+    for (size_t r = 0; r < merges.size(); ++r) {
+      const std::string& m = merges[r];
+      const size_t sp = m.find(' ', 1);
+      if (sp == std::string::npos) return errorf("%s: merge %zu \"%s\" is not two tokens", path, r, m.c_str());
+      auto it = v.ids.find(m.substr(0, sp) + m.substr(sp + 1));
+      if (it == v.ids.end()) continue;
+      merge_score.emplace(it->second, -static_cast<float>(r));
+    }
+  }
+  const float below_merges = -static_cast<float>(merges.size());
   for (int64_t i = 0; i < n; ++i) {
     auto it = by_id.find(i);
     if (it == by_id.end()) {
@@ -668,7 +751,8 @@ Expected<Vocab> load_vocab(const fs::path& dir, int64_t n_vocab_config, const Co
     const std::string& tok = it->second;
     v.tokens.push_back(tok);
     int32_t type = kNormal;
-    float score = -static_cast<float>(i);  // llama: earlier pieces merge first
+    float score = below_merges - static_cast<float>(i);
+    if (auto ms = merge_score.find(i); ms != merge_score.end()) score = ms->second;
     if (auto a = added.find(i); a != added.end()) {
       type = a->second || looks_special(tok) ? kControl : kUserDefined;
       score = 0.0f;
@@ -676,22 +760,12 @@ Expected<Vocab> load_vocab(const fs::path& dir, int64_t n_vocab_config, const Co
       type = kByte;
       score = 0.0f;
     }
-    if (byte_fallback && tok == "<unk>") type = kUnknown;
+    if (byte_fallback && tok == (v.unk.empty() ? std::string("<unk>") : v.unk)) type = kUnknown;
     v.types.push_back(type);
     v.scores.push_back(score);
   }
   if (!byte_fallback) {
-    if (const json::Value* mg = (*model)->find("merges"); mg != nullptr && mg->is_array()) {
-      for (const json::Value& m : mg->items()) {
-        if (m.is_string()) {
-          v.merges.emplace_back(m.as_string());
-        } else if (m.is_array() && m.size() == 2 && m.items()[0].is_string() && m.items()[1].is_string()) {
-          v.merges.push_back(std::string(m.items()[0].as_string()) + " " + std::string(m.items()[1].as_string()));
-        } else {
-          return errorf("%s: a merge is neither \"a b\" nor [\"a\", \"b\"]", path);
-        }
-      }
-    }
+    v.merges = std::move(merges);
     if (!opt.pre.empty()) {
       v.pre = opt.pre;
     } else {
@@ -699,8 +773,11 @@ Expected<Vocab> load_vocab(const fs::path& dir, int64_t n_vocab_config, const Co
       if (!pre) return errorf("%s: %s", path, pre.error().message.c_str());
       v.pre = *pre;
     }
-  } else if (!opt.pre.empty()) {
-    v.pre = opt.pre;
+  } else {
+    auto prefix = spm_space_prefix(*doc);
+    if (!prefix) return errorf("%s: %s", path, prefix.error().message.c_str());
+    v.add_space_prefix = *prefix;
+    if (!opt.pre.empty()) v.pre = opt.pre;
   }
   return v;
 }
@@ -710,6 +787,7 @@ Status write_vocab(gguf::Writer& w, const fs::path& dir, const Config& cfg, cons
   if (!v.pre.empty()) w.add_string("tokenizer.ggml.pre", v.pre);
   w.add_string_array("tokenizer.ggml.tokens", std::span<const std::string>(v.tokens));
   if (v.model == "llama") w.add_float32_array("tokenizer.ggml.scores", v.scores);
+  if (v.add_space_prefix) w.add_bool("tokenizer.ggml.add_space_prefix", *v.add_space_prefix);
   w.add_int32_array("tokenizer.ggml.token_type", v.types);
   if (v.model == "gpt2") w.add_string_array("tokenizer.ggml.merges", std::span<const std::string>(v.merges));
 
@@ -745,6 +823,9 @@ Status write_vocab(gguf::Writer& w, const fs::path& dir, const Config& cfg, cons
         return errorf("%s: %s_token '%s' is not in the vocabulary", tcp.c_str(), s.name, content->c_str());
       }
       id = it->second;
+    }
+    if (!id && std::string_view(s.name) == "unk" && !v.unk.empty()) {
+      if (auto it = v.ids.find(v.unk); it != v.ids.end()) id = it->second;
     }
     for (const json::Value* src : {cfg.root, static_cast<const json::Value*>(&gc)}) {
       if (id) break;
