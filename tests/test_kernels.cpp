@@ -598,3 +598,123 @@ TEST_CASE("Q8_K activation quantizer: every level writes the reference's bytes")
     }
   }
 }
+
+// ---- Q4_1, Q5_0, Q5_1 SIMD row kernels (issue 5) ---------------------------------------------
+
+TEST_CASE("Q4_1, Q5_0, Q5_1 run a SIMD kernel at every SIMD level, with the scalar table's activation type") {
+  const kernels::detail::KernelTable* scalar = kernels::detail::kernel_table(IsaLevel::scalar);
+  REQUIRE(scalar != nullptr);
+  for (IsaLevel level : levels_here()) {
+    if (level == IsaLevel::scalar) continue;
+    const kernels::detail::KernelTable* table = kernels::detail::kernel_table(level);
+    REQUIRE(table != nullptr);
+    for (DType type : {DType::Q4_1, DType::Q5_0, DType::Q5_1}) {
+      const auto& k = table->by_type[static_cast<int>(type)];
+      const std::string what = std::string(dtype_name(type)) + " @" + isa_level_name(level);
+      REQUIRE_MESSAGE(k.name != nullptr, what);
+      CHECK_MESSAGE(std::string(k.name) != "vec_dot_ref", what);
+      // Q4_1 / Q5_1 dot with Q8_1 activations, Q5_0 with Q8_0 (traits.dot_type): the kernel's
+      // name says which, and its activation rows hold at least the scalar table's bytes.
+      const char* act = traits(type).dot_type == DType::Q8_1 ? "_q8_1_" : "_q8_0_";
+      CHECK_MESSAGE(std::string(k.name).find(act) != std::string::npos, what << " " << k.name);
+      CHECK(traits(DType::Q4_1).dot_type == DType::Q8_1);
+      CHECK(traits(DType::Q5_0).dot_type == DType::Q8_0);
+      CHECK(traits(DType::Q5_1).dot_type == DType::Q8_1);
+    }
+  }
+}
+
+namespace {
+// T_b of one 32-element block (see below); a function of its own because GCC 12 for aarch64 hit
+// an internal compiler error vectorizing std::fmax reductions inlined in the test body.
+double q4_1_q5_block_terms(const float* w, const float* x) {
+  double wmax = 0, amax = 0;
+  for (int k = 0; k < 32; ++k) {
+    const double aw = std::fabs(static_cast<double>(w[k])), ax = std::fabs(static_cast<double>(x[k]));
+    if (aw > wmax) wmax = aw;
+    if (ax > amax) amax = ax;
+  }
+  double terms = 0;
+  for (int k = 0; k < 32; ++k)
+    terms += (std::fabs(static_cast<double>(w[k])) + 2 * wmax) * (std::fabs(static_cast<double>(x[k])) + amax / 100);
+  return terms;
+}
+}  // namespace
+
+TEST_CASE("Q4_1, Q5_0, Q5_1: every level agrees with the scalar table within a summation-order bound") {
+  // The SIMD kernels quantize the activations to the same codes, d and (Q8_1) s as the scalar
+  // table and form the same exact integer block sums; only the float accumulation differs (8
+  // partial-sum lanes, FMA, two or three accumulators). Stated tolerance per output:
+  //   |got - scalar| <= (nb + 16) * 2^-22 * sum_b T_b + 1e-30,
+  //   T_b = sum_{k in b} (|w_k| + 2 max_b |w|) * (|x_k| + amax_b(x) / 100)
+  // where T_b bounds the magnitudes of the block's terms d*da*sumi and m*s (|d q| <= |w| + 2 max|w|
+  // for all three layouts; |a * da| <= |x| + amax / 254). Shapes cover full groups of 8 blocks,
+  // tails, one block, one row, tokens around 1..5, and the NaN-prefilled outputs of run().
+  struct Shape {
+    int64_t rows, blocks, tokens;
+  };
+  const Shape shapes[] = {{1, 1, 1}, {3, 7, 1}, {33, 8, 1}, {17, 9, 2}, {5, 16, 5}, {2, 17, 1}, {9, 51, 3}, {40, 48, 1}};
+  uint32_t seed = 900;
+  for (DType type : {DType::Q4_1, DType::Q5_0, DType::Q5_1}) {
+    for (const Shape& s : shapes) {
+      Problem p = make_problem(type, s.rows, 32 * s.blocks, s.tokens, seed++);
+      RunResult ref = run(p, IsaLevel::scalar, nullptr);
+      REQUIRE(ref.status.ok());
+      for (IsaLevel level : levels_here()) {
+        if (level == IsaLevel::scalar) continue;
+        RunResult got = run(p, level, nullptr);
+        const std::string what = describe(type, level, p.rows, p.cols, p.tokens) + " " +
+                                 std::string(kernels::matmul_kernel_name(type, level));
+        REQUIRE_MESSAGE(got.status.ok(), what);
+        int bad = 0, canary = 0;
+        for (int64_t t = 0; t < p.tokens; ++t) {
+          const float* x = &p.x[static_cast<size_t>(t * p.ldx)];
+          for (int64_t r = 0; r < p.ldy; ++r) {
+            const float g = got.y[static_cast<size_t>(t * p.ldy + r)];
+            if (r >= p.rows) {
+              canary += !std::isnan(g);
+              continue;
+            }
+            const float* w = &p.wf[static_cast<size_t>(r * p.cols)];
+            double terms = 0;
+            for (int64_t k0 = 0; k0 < p.cols; k0 += 32) terms += q4_1_q5_block_terms(w + k0, x + k0);
+            const double tol = static_cast<double>(s.blocks + 16) * std::ldexp(1.0, -22) * terms + 1e-30;
+            const float want = ref.y[static_cast<size_t>(t * p.ldy + r)];
+            const double err = std::fabs(static_cast<double>(g) - want);
+            if (!(err <= tol) && bad++ < 3)
+              MESSAGE(what << " r=" << r << " t=" << t << " got " << g << " scalar " << want << " tol " << tol);
+          }
+        }
+        CHECK_MESSAGE(bad == 0, what << ": " << bad << " outputs off the scalar table");
+        CHECK_MESSAGE(canary == 0, what << ": " << canary << " outputs written past n_rows");
+      }
+    }
+  }
+}
+
+TEST_CASE("Q4_1, Q5_0, Q5_1: the NEON kernels equal the scalar table bit for bit") {
+  // They use the reference activation blocks and add each block with the reference's expression.
+  uint32_t seed = 950;
+  int compared = 0;
+  for (DType type : {DType::Q4_1, DType::Q5_0, DType::Q5_1}) {
+    for (int64_t tokens : {1, 3}) {
+      Problem p = make_problem(type, 37, 3 * 256 + 32, tokens, seed++);
+      RunResult ref = run(p, IsaLevel::scalar, nullptr);
+      REQUIRE(ref.status.ok());
+      for (IsaLevel level : levels_here()) {
+        if (level != IsaLevel::neon && level != IsaLevel::neon_dotprod) continue;
+        RunResult got = run(p, level, nullptr);
+        REQUIRE(got.status.ok());
+        ++compared;
+        CHECK_MESSAGE(std::memcmp(ref.y.data(), got.y.data(), ref.y.size() * sizeof(float)) == 0,
+                      describe(type, level, p.rows, p.cols, tokens) << " kernel "
+                                                                     << std::string(kernels::matmul_kernel_name(type, level)));
+      }
+    }
+  }
+#if defined(__aarch64__)
+  CHECK(compared > 0);
+#else
+  if (compared == 0) MESSAGE("no NEON level on this machine: the bit-for-bit NEON check did not run here (scripts/cross-test.sh runs it)");
+#endif
+}

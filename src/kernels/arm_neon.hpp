@@ -80,6 +80,79 @@ inline float dot_q4_0_q8_0(const uint8_t* row, const uint8_t* act_row, int64_t n
   return acc;
 }
 
+// Q4_1, Q5_0 and Q5_1, against the activation blocks the scalar table uses for them
+// (traits.dot_type): the reference Q8_1 blocks (quantize_row_q8_1_ref: d and s = d * sum as f16)
+// for Q4_1 and Q5_1, Q8_0 for Q5_0. The integer sums are exact and each block is added with the
+// reference's expression (vec_dot_q4_1_q8_1_ref and friends), so results equal it bit for bit.
+
+inline size_t act_q8_1_row_bytes(int64_t n_cols) {
+  return (static_cast<size_t>(n_cols / 32) * sizeof(quant::block_q8_1) + 63) / 64 * 64;
+}
+
+void quantize_act_q8_1(const float* x, void* dst, int64_t n_cols) {
+  quant::quantize_row_q8_1_ref(x, static_cast<quant::block_q8_1*>(dst), n_cols);
+}
+
+// Q5 fifth bits (qh, bit i = element i) -> 0x10 in the bytes of elements 0..15 (lo) and 16..31 (hi).
+inline void q5_high_bits(const uint8_t* qh, uint8x16_t& lo, uint8x16_t& hi) {
+  static const uint8_t kBits[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+  const uint8x16_t bits = vld1q_u8(kBits), five = vdupq_n_u8(0x10);
+  lo = vandq_u8(vtstq_u8(vcombine_u8(vdup_n_u8(qh[0]), vdup_n_u8(qh[1])), bits), five);
+  hi = vandq_u8(vtstq_u8(vcombine_u8(vdup_n_u8(qh[2]), vdup_n_u8(qh[3])), bits), five);
+}
+
+inline float dot_q4_1_q8_1(const uint8_t* row, const uint8_t* act_row, int64_t n) {
+  const auto* x = reinterpret_cast<const quant::block_q4_1*>(row);
+  const auto* y = reinterpret_cast<const quant::block_q8_1*>(act_row);
+  const uint8x16_t low4 = vdupq_n_u8(0x0f);
+  float acc = 0.0f;
+  for (int64_t b = 0; b < n / 32; ++b) {
+    __builtin_prefetch(reinterpret_cast<const uint8_t*>(x + b) + 2048);
+    const uint8x16_t v = vld1q_u8(x[b].qs);
+    int32x4_t s = dot16(vdupq_n_s32(0), vreinterpretq_s8_u8(vandq_u8(v, low4)), vld1q_s8(y[b].qs));
+    s = dot16(s, vreinterpretq_s8_u8(vshrq_n_u8(v, 4)), vld1q_s8(y[b].qs + 16));
+    acc += (f16(x[b].d) * f16(y[b].d)) * static_cast<float>(vaddvq_s32(s)) + f16(x[b].m) * f16(y[b].s);
+  }
+  return acc;
+}
+
+inline float dot_q5_0_q8_0(const uint8_t* row, const uint8_t* act_row, int64_t n) {
+  const auto* x = reinterpret_cast<const quant::block_q5_0*>(row);
+  const auto* y = reinterpret_cast<const quant::block_q8_0*>(act_row);
+  const uint8x16_t low4 = vdupq_n_u8(0x0f);
+  const int8x16_t sixteen = vdupq_n_s8(16);
+  float acc = 0.0f;
+  for (int64_t b = 0; b < n / 32; ++b) {
+    __builtin_prefetch(reinterpret_cast<const uint8_t*>(x + b) + 2048);
+    uint8x16_t h0, h1;
+    q5_high_bits(x[b].qh, h0, h1);
+    const uint8x16_t v = vld1q_u8(x[b].qs);
+    const int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vandq_u8(v, low4), h0)), sixteen);
+    const int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(v, 4), h1)), sixteen);
+    int32x4_t s = dot16(vdupq_n_s32(0), lo, vld1q_s8(y[b].qs));
+    s = dot16(s, hi, vld1q_s8(y[b].qs + 16));
+    acc += (f16(x[b].d) * f16(y[b].d)) * static_cast<float>(vaddvq_s32(s));
+  }
+  return acc;
+}
+
+inline float dot_q5_1_q8_1(const uint8_t* row, const uint8_t* act_row, int64_t n) {
+  const auto* x = reinterpret_cast<const quant::block_q5_1*>(row);
+  const auto* y = reinterpret_cast<const quant::block_q8_1*>(act_row);
+  const uint8x16_t low4 = vdupq_n_u8(0x0f);
+  float acc = 0.0f;
+  for (int64_t b = 0; b < n / 32; ++b) {
+    __builtin_prefetch(reinterpret_cast<const uint8_t*>(x + b) + 2048);
+    uint8x16_t h0, h1;
+    q5_high_bits(x[b].qh, h0, h1);
+    const uint8x16_t v = vld1q_u8(x[b].qs);
+    int32x4_t s = dot16(vdupq_n_s32(0), vreinterpretq_s8_u8(vorrq_u8(vandq_u8(v, low4), h0)), vld1q_s8(y[b].qs));
+    s = dot16(s, vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(v, 4), h1)), vld1q_s8(y[b].qs + 16));
+    acc += (f16(x[b].d) * f16(y[b].d)) * static_cast<float>(vaddvq_s32(s)) + f16(x[b].m) * f16(y[b].s);
+  }
+  return acc;
+}
+
 template <float (*Dot)(const uint8_t*, const uint8_t*, int64_t)>
 void rows_neon(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride, int64_t n_tokens,
                float* y, int64_t ldy) {
@@ -143,6 +216,17 @@ inline void add_neon_row_kernels(KernelTable& table, const char* q8_0_name, cons
   table.by_type[static_cast<int>(DType::Q4_0)] =
       TypeKernels{q4_0_name, act_q8_0_row_bytes, quantize_act_q8_0, rows_neon<dot_q4_0_q8_0>};
   add_vector_ops<VecNeon>(table);
+}
+
+// The Q4_1 / Q5_0 / Q5_1 entries (each NEON file names them with its suffix).
+inline void add_neon_q4_1_q5_kernels(KernelTable& table, const char* q4_1_name, const char* q5_0_name,
+                                     const char* q5_1_name) {
+  table.by_type[static_cast<int>(DType::Q4_1)] =
+      TypeKernels{q4_1_name, act_q8_1_row_bytes, quantize_act_q8_1, rows_neon<dot_q4_1_q8_1>};
+  table.by_type[static_cast<int>(DType::Q5_0)] =
+      TypeKernels{q5_0_name, act_q8_0_row_bytes, quantize_act_q8_0, rows_neon<dot_q5_0_q8_0>};
+  table.by_type[static_cast<int>(DType::Q5_1)] =
+      TypeKernels{q5_1_name, act_q8_1_row_bytes, quantize_act_q8_1, rows_neon<dot_q5_1_q8_1>};
 }
 
 }  // namespace

@@ -146,6 +146,7 @@ void add_avx2_kernels(KernelTable& table) {
   table.by_type[static_cast<int>(DType::Q8_0)].rows = gemm_avx2<quant::block_q8_0, rows_q8_0_q8x>;
   table.by_type[static_cast<int>(DType::Q4_0)].name = "gemm_q4_0_q8_0_avx2";
   table.by_type[static_cast<int>(DType::Q4_0)].rows = gemm_avx2<quant::block_q4_0, rows_q4_0_q8x>;
+  add_x86_q4_1_q5_kernels(table, "vec_dot_q4_1_q8_1_avx2", "vec_dot_q5_0_q8_0_avx2", "vec_dot_q5_1_q8_1_avx2");
 }
 
 }  // namespace slm::kernels::detail

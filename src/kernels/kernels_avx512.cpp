@@ -15,6 +15,7 @@ void add_avx512_kernels(KernelTable& table) {
                       "vec_dot_f16_f32_avx512", "vec_dot_bf16_f32_avx512");
   table.by_type[static_cast<int>(DType::Q8_0)] = q8_0;
   table.by_type[static_cast<int>(DType::Q4_0)] = q4_0;
+  add_x86_q4_1_q5_kernels(table, "vec_dot_q4_1_q8_1_avx512", "vec_dot_q5_0_q8_0_avx512", "vec_dot_q5_1_q8_1_avx512");
 }
 
 }  // namespace slm::kernels::detail

@@ -163,6 +163,7 @@ void add_avx512vnni_kernels(KernelTable& table) {
   table.by_type[static_cast<int>(DType::Q8_0)].rows = gemm_q8x<pack_panel<false>, rows_q8_0_q8x>;
   table.by_type[static_cast<int>(DType::Q4_0)].name = "gemm_q4_0_q8_0_avx512vnni";
   table.by_type[static_cast<int>(DType::Q4_0)].rows = gemm_q8x<pack_panel<true>, rows_q4_0_q8x>;
+  add_x86_q4_1_q5_kernels(table, "vec_dot_q4_1_q8_1_avx512vnni", "vec_dot_q5_0_q8_0_avx512vnni", "vec_dot_q5_1_q8_1_avx512vnni");
 }
 
 }  // namespace slm::kernels::detail

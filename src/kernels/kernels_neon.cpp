@@ -5,6 +5,7 @@ namespace slm::kernels::detail {
 
 void add_neon_kernels(KernelTable& table) {
   add_neon_row_kernels(table, "vec_dot_q8_0_q8_0_neon", "vec_dot_q4_0_q8_0_neon");
+  add_neon_q4_1_q5_kernels(table, "vec_dot_q4_1_q8_1_neon", "vec_dot_q5_0_q8_0_neon", "vec_dot_q5_1_q8_1_neon");
 }
 
 }  // namespace slm::kernels::detail

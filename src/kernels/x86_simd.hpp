@@ -996,6 +996,173 @@ inline void pack16_q4_0(const Pack16& p, int64_t b0, int nb, int8_t add) {
 }
 #endif
 
+// ============================================================================================
+// Q4_1, Q5_0 and Q5_1 row kernels (GEMV; also used for a few tokens and for prefill).
+//
+// Activations, as the scalar table quantizes them (traits.dot_type): Q5_0 dots with Q8_0, so it
+// reads the q8x layout above; Q4_1 and Q5_1 dot with Q8_1, whose codes and d are Q8_0's plus
+// s = f16(d * sum(q)) with d the float amax / 127 BEFORE its f16 rounding (quantize_row_q8_1_ref).
+// Layout "q8x1": a q8x row followed by
+//   float s[K/32]      the f16 s of each block, widened
+// padded to a multiple of 64 bytes (act_q8x_view reads its q8x prefix unchanged).
+//
+// Per block the weight codes are unsigned (nibbles 0..15, or 0..31 with the fifth bit), so one
+// vpmaddubsw + vpmaddwd (AVX2) or vpdpbusd (VNNI) gives 8 int32 partial sums (pairs at most
+// 2 * 31 * 127 < 2^15: no saturation):
+//   Q5_0: sum((q - 16) a) = sum(q a) - 16 sum(a): each of the 8 lanes starts at -2 sum(a);
+//   Q4_1, Q5_1: sum(q a) as is; the offset term m * s of each block is added separately, 8
+//   blocks at a time (one gather of the f16 m, one fma into a third accumulator).
+// As in dot_blocks_q8x, blocks go in order into fixed accumulators: a result depends only on
+// its row and token, never on the row range, the token count or the thread split.
+
+inline size_t act_q8x1_row_bytes(int64_t n_cols) {
+  const size_t nb = static_cast<size_t>(n_cols / 32);
+  return (static_cast<size_t>(n_cols) + nb * 20 + 63) / 64 * 64;
+}
+
+inline const float* act_q8x1_s(const uint8_t* act_row, int64_t n_cols) {
+  return reinterpret_cast<const float*>(act_row + n_cols + static_cast<size_t>(n_cols / 32) * 16);
+}
+
+inline void quantize_act_q8x1(const float* x, void* dst, int64_t n_cols) {
+  quantize_act_q8x(x, dst, n_cols);
+  auto* bytes = static_cast<uint8_t*>(dst);
+  const ActQ8x a = act_q8x_view(bytes, n_cols);
+  auto* s_out = reinterpret_cast<float*>(bytes + n_cols + static_cast<size_t>(n_cols / 32) * 16);
+  const __m256 sign_mask = _mm256_set1_ps(-0.0f);
+  for (int64_t b = 0; b < n_cols / 32; ++b, x += 32) {
+    // The same amax (and so the same float d) as quantize_act_q8x computed for this block.
+    __m256 amax = _mm256_setzero_ps();
+    for (int i = 0; i < 4; ++i) amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign_mask, _mm256_loadu_ps(x + 8 * i)));
+    const float d = hmax_ps(amax) / 127.0f;
+    const float s = static_cast<float>(a.sum[b]) * d;
+    s_out[b] = _cvtsh_ss(_cvtss_sh(s, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+}
+
+// The f16 field at byte `offset` of 8 consecutive blocks, widened (one gather, one vcvtph2ps).
+template <class Block>
+inline __m256 block_halves8(const Block* blocks, size_t offset) {
+  const __m256i offsets = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                             _mm256_set1_epi32(static_cast<int>(sizeof(Block))));
+  const auto* base = reinterpret_cast<const uint8_t*>(blocks) + offset;
+  const __m256i h32 = _mm256_i32gather_epi32(reinterpret_cast<const int*>(base), offsets, 1);
+  const __m256i pick = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1, 0, 1, 4, 5, 8, 9,
+                                        12, 13, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m256i packed = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(h32, pick), 0x08);
+  return _mm256_cvtph_ps(_mm256_castsi256_si128(packed));
+}
+
+// Q5 fifth bits (qh, bit i = element i) -> 32 bytes in element order, 0x10 where the bit is set.
+inline __m256i unpack_q5_high(const uint8_t* qh) {
+  int32_t h;
+  std::memcpy(&h, qh, 4);
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+  // Bit i of qh is byte i's mask bit: one masked move.
+  return _mm256_maskz_mov_epi8(static_cast<__mmask32>(static_cast<uint32_t>(h)), _mm256_set1_epi8(0x10));
+#else
+  // Bytes 0..15 (elements 0..15) read qh bytes 0 and 1, bytes 16..31 qh bytes 2 and 3.
+  const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3,
+                                          3, 3, 3, 3, 3, 3);
+  const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
+  const __m256i v = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(h), spread), bit);
+  return _mm256_and_si256(_mm256_cmpeq_epi8(v, bit), _mm256_set1_epi8(0x10));
+#endif
+}
+
+inline __m256i block_dot_q4_1(const quant::block_q4_1& w, const ActQ8x& a, int64_t i) {
+  return dot_u4s8(unpack_q4_0(w.qs), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 32 * i)));
+}
+
+inline __m256i block_dot_q5_1(const quant::block_q5_1& w, const ActQ8x& a, int64_t i) {
+  const __m256i q = _mm256_or_si256(unpack_q4_0(w.qs), unpack_q5_high(w.qh));
+  return dot_u4s8(q, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 32 * i)));
+}
+
+// sum((q - 16) a) = sum(q a) - 16 sum(a): 8 lanes of -2 sum(a).
+inline __m256i block_dot_q5_0(const quant::block_q5_0& w, const ActQ8x& a, int64_t i) {
+  const __m256i a8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 32 * i));
+  const __m256i q = _mm256_or_si256(unpack_q4_0(w.qs), unpack_q5_high(w.qh));
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return _mm256_dpbusd_epi32(_mm256_set1_epi32(-2 * a.sum[i]), q, a8);
+#else
+  return _mm256_sub_epi32(dot_u4s8(q, a8), _mm256_set1_epi32(2 * a.sum[i]));
+#endif
+}
+
+// Q4_1 / Q5_1: dot_blocks_q8x's two scaled accumulators plus accm += m * s, 8 blocks per step;
+// blocks past the last group of 8 add m * s into a float in block order.
+template <class Block, class Dot>
+inline float dot_blocks_q8x1(const uint8_t* row, const uint8_t* act_row, int64_t n, Dot dot) {
+  const auto* wb = reinterpret_cast<const Block*>(row);
+  const ActQ8x a = act_q8x_view(act_row, n);
+  const float* s = act_q8x1_s(act_row, n);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+  const int64_t nb = n / 32;
+  int64_t b = 0;
+  for (; b + 8 <= nb; b += 8) {
+    const auto* bytes = reinterpret_cast<const uint8_t*>(wb + b);
+    prefetch(bytes + kPrefetchBytes);
+    prefetch(bytes + kPrefetchBytes + 64);
+    prefetch(bytes + kPrefetchBytes + 128);  // 8 blocks = 160 or 192 bytes: up to 4 lines
+    if constexpr (sizeof(Block) * 8 > 192) prefetch(bytes + kPrefetchBytes + 192);
+    const __m256 sc = block_scales8(wb + b, a.d + b);
+    accm = _mm256_fmadd_ps(block_halves8(wb + b, offsetof(Block, m)), _mm256_loadu_ps(s + b), accm);
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j += 2) {
+      acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot(wb[b + j], a, b + j)), lane(sc, j), acc0);
+      acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot(wb[b + j + 1], a, b + j + 1)), lane(sc, j + 1), acc1);
+    }
+  }
+  float tail_m = 0.0f;
+  for (; b < nb; ++b) {
+    const __m256 p = _mm256_cvtepi32_ps(dot(wb[b], a, b));
+    const __m256 scale = _mm256_set1_ps(_cvtsh_ss(wb[b].d) * a.d[b]);
+    if (b % 2 == 0) acc0 = _mm256_fmadd_ps(p, scale, acc0);
+    else acc1 = _mm256_fmadd_ps(p, scale, acc1);
+    tail_m += _cvtsh_ss(wb[b].m) * s[b];
+  }
+  return hsum_ps(_mm256_add_ps(acc0, acc1)) + (hsum_ps(accm) + tail_m);
+}
+
+inline float dot_q4_1_q8x1(const uint8_t* row, const uint8_t* act_row, int64_t n) {
+  return dot_blocks_q8x1<quant::block_q4_1>(row, act_row, n, block_dot_q4_1);
+}
+
+inline float dot_q5_1_q8x1(const uint8_t* row, const uint8_t* act_row, int64_t n) {
+  return dot_blocks_q8x1<quant::block_q5_1>(row, act_row, n, block_dot_q5_1);
+}
+
+inline float dot_q5_0_q8x(const uint8_t* row, const uint8_t* act_row, int64_t n) {
+  return dot_blocks_q8x<quant::block_q5_0>(row, act_row, n, block_dot_q5_0);
+}
+
+inline void rows_q4_1_q8x1(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride,
+                           int64_t n_tokens, float* y, int64_t ldy) {
+  rows_loop(w, r0, r1, act, act_stride, n_tokens, y, ldy, dot_q4_1_q8x1);
+}
+
+inline void rows_q5_0_q8x(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride,
+                          int64_t n_tokens, float* y, int64_t ldy) {
+  rows_loop(w, r0, r1, act, act_stride, n_tokens, y, ldy, dot_q5_0_q8x);
+}
+
+inline void rows_q5_1_q8x1(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride,
+                           int64_t n_tokens, float* y, int64_t ldy) {
+  rows_loop(w, r0, r1, act, act_stride, n_tokens, y, ldy, dot_q5_1_q8x1);
+}
+
+// The Q4_1 / Q5_0 / Q5_1 entries (each ISA file names them with its suffix).
+inline void add_x86_q4_1_q5_kernels(KernelTable& table, const char* q4_1_name, const char* q5_0_name,
+                                    const char* q5_1_name) {
+  table.by_type[static_cast<int>(DType::Q4_1)] =
+      TypeKernels{q4_1_name, act_q8x1_row_bytes, quantize_act_q8x1, rows_q4_1_q8x1};
+  table.by_type[static_cast<int>(DType::Q5_0)] =
+      TypeKernels{q5_0_name, act_q8x_row_bytes, quantize_act_q8x, rows_q5_0_q8x};
+  table.by_type[static_cast<int>(DType::Q5_1)] =
+      TypeKernels{q5_1_name, act_q8x1_row_bytes, quantize_act_q8x1, rows_q5_1_q8x1};
+}
+
 // Fills the entries every x86 level shares (each ISA file names them with its suffix).
 inline void add_x86_row_kernels(KernelTable& table, const char* q8_0_name, const char* q4_0_name,
                                 const char* q4_k_name, const char* q5_k_name, const char* q6_k_name,
