@@ -1125,6 +1125,97 @@ inline float dot_blocks_q8x1(const uint8_t* row, const uint8_t* act_row, int64_t
   return hsum_ps(_mm256_add_ps(acc0, acc1)) + (hsum_ps(accm) + tail_m);
 }
 
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+// With 512-bit vectors: two blocks per zmm, as dot_q4_0_q8x_rows lays them out (bytes 0..31 are
+// the codes of block b in element order, bytes 32..63 those of block b + 1), so one vpdpbusd
+// against the 64 contiguous activation codes gives 8 partial sums per block. The fifth bits of
+// both blocks form one 64-bit byte mask (qh of b, then qh of b + 1): a masked add of 0x10.
+// Q5_0's lanes start at -2 sum(a) (spread from the 8 block sums with one permute per pair);
+// Q4_1 / Q5_1 add m * s 8 blocks at a time as dot_blocks_q8x1 does. Blocks past the last group
+// of 8 take the 256-bit block dots above. Fixed per row and length: thread-count invariant.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+template <class Block, bool kHigh, bool kMin, class Dot>
+inline float dot_q4_1_q5_q8x_512(const uint8_t* row, const uint8_t* act_row, int64_t n, Dot tail_dot) {
+  const auto* wb = reinterpret_cast<const Block*>(row);
+  const ActQ8x a = act_q8x_view(act_row, n);
+  const __m512i low4 = _mm512_set1_epi8(0x0f), five = _mm512_set1_epi8(0x10);
+  const __m512i pair_idx[4] = {
+      _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
+      _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3),
+      _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5),
+      _mm512_setr_epi32(6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7)};
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  __m256 accm = _mm256_setzero_ps();
+  const int64_t nb = n / 32;
+  int64_t b = 0;
+  for (; b + 8 <= nb; b += 8) {
+    const auto* bytes = reinterpret_cast<const uint8_t*>(wb + b);
+    prefetch(bytes + kPrefetchBytes);
+    prefetch(bytes + kPrefetchBytes + 64);
+    prefetch(bytes + kPrefetchBytes + 128);
+    if constexpr (sizeof(Block) * 8 > 192) prefetch(bytes + kPrefetchBytes + 192);
+    const __m512 sc = _mm512_castps256_ps512(block_scales8(wb + b, a.d + b));
+    __m512i bias = _mm512_setzero_si512();
+    if constexpr (kMin) {
+      const float* s = act_q8x1_s(act_row, n);
+      accm = _mm256_fmadd_ps(block_halves8(wb + b, offsetof(Block, m)), _mm256_loadu_ps(s + b), accm);
+    } else {
+      const __m256i sum8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.sum + b));
+      bias = _mm512_castsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(sum8, 1)));
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      const Block& x0 = wb[b + 2 * j];
+      const Block& x1 = wb[b + 2 * j + 1];
+      const __m512i av = _mm512_loadu_si512(a.qs + 32 * (b + 2 * j));
+      __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x0.qs)));
+      v = _mm512_mask_broadcast_i32x4(v, 0xff00, _mm_loadu_si128(reinterpret_cast<const __m128i*>(x1.qs)));
+      v = _mm512_mask_srli_epi16(v, 0xff00ff00u, v, 4);  // 128-bit lanes 1 and 3: the high nibbles
+      __m512i q = _mm512_and_si512(v, low4);
+      if constexpr (kHigh) {
+        uint32_t h0, h1;
+        std::memcpy(&h0, x0.qh, 4);
+        std::memcpy(&h1, x1.qh, 4);
+        q = _mm512_mask_add_epi8(q, static_cast<__mmask64>(h0) | static_cast<__mmask64>(h1) << 32, q, five);
+      }
+      const __m512i init = kMin ? _mm512_setzero_si512() : _mm512_permutexvar_epi32(pair_idx[j], bias);
+      const __m512 p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(init, q, av));
+      const __m512 scale = _mm512_permutexvar_ps(pair_idx[j], sc);
+      if (j % 2 == 0) acc0 = _mm512_fmadd_ps(p, scale, acc0);
+      else acc1 = _mm512_fmadd_ps(p, scale, acc1);
+    }
+  }
+  __m256 tail = _mm256_setzero_ps();
+  float tail_m = 0.0f;
+  for (; b < nb; ++b) {
+    tail = _mm256_fmadd_ps(_mm256_cvtepi32_ps(tail_dot(wb[b], a, b)), _mm256_set1_ps(_cvtsh_ss(wb[b].d) * a.d[b]),
+                           tail);
+    if constexpr (kMin) tail_m += _cvtsh_ss(wb[b].m) * act_q8x1_s(act_row, n)[b];
+  }
+  alignas(64) float lanes[16];  // through memory, as dot_q4_0_q8x_rows (GCC 12 warnings)
+  _mm512_store_ps(lanes, _mm512_add_ps(acc0, acc1));
+  const float sum = hsum_ps(_mm256_add_ps(_mm256_load_ps(lanes), _mm256_load_ps(lanes + 8))) + hsum_ps(tail);
+  return kMin ? sum + (hsum_ps(accm) + tail_m) : sum;
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+inline float dot_q4_1_q8x1(const uint8_t* row, const uint8_t* act_row, int64_t n) {
+  return dot_q4_1_q5_q8x_512<quant::block_q4_1, false, true>(row, act_row, n, block_dot_q4_1);
+}
+
+inline float dot_q5_1_q8x1(const uint8_t* row, const uint8_t* act_row, int64_t n) {
+  return dot_q4_1_q5_q8x_512<quant::block_q5_1, true, true>(row, act_row, n, block_dot_q5_1);
+}
+
+inline float dot_q5_0_q8x(const uint8_t* row, const uint8_t* act_row, int64_t n) {
+  return dot_q4_1_q5_q8x_512<quant::block_q5_0, true, false>(row, act_row, n, block_dot_q5_0);
+}
+#else
 inline float dot_q4_1_q8x1(const uint8_t* row, const uint8_t* act_row, int64_t n) {
   return dot_blocks_q8x1<quant::block_q4_1>(row, act_row, n, block_dot_q4_1);
 }
@@ -1136,6 +1227,7 @@ inline float dot_q5_1_q8x1(const uint8_t* row, const uint8_t* act_row, int64_t n
 inline float dot_q5_0_q8x(const uint8_t* row, const uint8_t* act_row, int64_t n) {
   return dot_blocks_q8x<quant::block_q5_0>(row, act_row, n, block_dot_q5_0);
 }
+#endif
 
 inline void rows_q4_1_q8x1(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride,
                            int64_t n_tokens, float* y, int64_t ldy) {
