@@ -247,7 +247,7 @@ inline float dot_q8_0_q8x(const uint8_t* row, const uint8_t* act_row, int64_t n)
 // -sum(a) so that they add up to sum((q - 8) a); the scales of 8 blocks come from one gather
 // and are spread to the lane halves with one permute per pair. About 9 vector operations per
 // block pair against ~18 for the 256-bit kernel: the GEMV is then memory-bound.
-// NR rows (1 or 2) at once share the activation loads and the bias permutes; each row's
+// NR rows (1, 2 or 4) at once share the activation loads and the bias permutes; each row's
 // arithmetic is the same for NR = 1 and 2, so results do not depend on how rows are grouped.
 // GCC 12 reports the _mm512_undefined_* operand inside its own broadcast/permute/convert
 // intrinsics as maybe-uninitialized (a false positive, as in kernels_avx512vnni.cpp).
@@ -273,7 +273,7 @@ inline void dot_q4_0_q8x_rows(const uint8_t* row, size_t row_stride, const uint8
   int64_t b = 0;
   for (; b + 8 <= nb; b += 8) {
     __m512 s[NR];
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int r = 0; r < NR; ++r) {
       const auto* bytes = reinterpret_cast<const uint8_t*>(wb[r] + b);
       prefetch(bytes + kPrefetchBytes);
@@ -287,7 +287,7 @@ inline void dot_q4_0_q8x_rows(const uint8_t* row, size_t row_stride, const uint8
     for (int j = 0; j < 4; ++j) {
       const __m512i av = _mm512_loadu_si512(a.qs + 32 * (b + 2 * j));
       const __m512i init = _mm512_permutexvar_epi32(pair_idx[j], neg_sum);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
       for (int r = 0; r < NR; ++r) {
         const quant::block_q4_0& x0 = wb[r][b + 2 * j];
         const quant::block_q4_0& x1 = wb[r][b + 2 * j + 1];
@@ -338,9 +338,17 @@ void rows_q8_0_q8x(const Matrix& w, int64_t r0, int64_t r1, const void* act, siz
 void rows_q4_0_q8x(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride,
                    int64_t n_tokens, float* y, int64_t ldy) {
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-  // Two rows per pass for one token (decode); same per-row results as one row at a time.
+  // Four, then two rows per pass for one token (decode): the rows share the activation loads
+  // and give the core four independent streams to keep in flight; each row's arithmetic is the
+  // same as alone, so the results are too.
   if (n_tokens == 1) {
     int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+      float out[4];
+      dot_q4_0_q8x_rows<4>(static_cast<const uint8_t*>(w.data) + static_cast<size_t>(r) * w.row_stride, w.row_stride,
+                           static_cast<const uint8_t*>(act), w.n_cols, out);
+      for (int i = 0; i < 4; ++i) y[r + i] = out[i];
+    }
     for (; r + 2 <= r1; r += 2) {
       float out[2];
       dot_q4_0_q8x_rows<2>(static_cast<const uint8_t*>(w.data) + static_cast<size_t>(r) * w.row_stride, w.row_stride,
