@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <vector>
@@ -34,6 +35,14 @@ inline double rel_err(std::span<const float> eng, const std::vector<double>& ref
   const double rms = std::sqrt(ss / static_cast<double>(ref.size()));
   for (size_t i = 0; i < ref.size(); ++i) worst = std::max(worst, std::abs(eng[i] - ref[i]));
   return worst / rms;
+}
+
+// -log softmax(logits)[token], the softmax in double precision.
+inline double nll(std::span<const float> logits, int32_t token) {
+  double mx = -INFINITY, s = 0.0;
+  for (float v : logits) mx = std::max(mx, static_cast<double>(v));
+  for (float v : logits) s += std::exp(static_cast<double>(v) - mx);
+  return std::log(s) + mx - static_cast<double>(logits[static_cast<size_t>(token)]);
 }
 
 }  // namespace slm_test

@@ -19,6 +19,19 @@ namespace gguf = slm::gguf;
 
 namespace {
 
+// The smallest dense checkpoint around a vocabulary (the tests here are about the tokenizer).
+DenseSpec tiny_tied_spec(int64_t n_vocab) {
+  DenseSpec s;
+  s.n_vocab = n_vocab;
+  s.n_embd = 16;
+  s.n_head = 1;
+  s.n_head_kv = 1;
+  s.n_ff = 16;
+  s.n_layer = 1;
+  s.tied = true;
+  return s;
+}
+
 std::string convert(const fs::path& dir, const fs::path& out, const std::string& outtype) {
   slm::convert::ConvertOptions o;
   o.outtype = outtype;
@@ -52,15 +65,7 @@ TEST_CASE("convert: real tokenizers (Llama 3.1, Qwen3, DeepSeek-V3) -- pre-token
     int64_t n_vocab = 0;
     for (const auto& m : tj->find("model")->find("vocab")->members()) n_vocab = std::max(n_vocab, m.value.as_int() + 1);
     for (const auto& t : tj->find("added_tokens")->items()) n_vocab = std::max(n_vocab, t.find("id")->as_int() + 1);
-    DenseSpec s;
-    s.n_vocab = n_vocab;
-    s.n_embd = 16;
-    s.n_head = 1;
-    s.n_head_kv = 1;
-    s.n_ff = 16;
-    s.n_layer = 1;
-    s.tied = true;
-    write_dense_checkpoint(dir / "hf", s);
+    write_dense_checkpoint(dir / "hf", tiny_tied_spec(n_vocab));
     fs::copy_file(models / "tokenizer.json", dir / "hf" / "tokenizer.json", fs::copy_options::overwrite_existing);
     fs::copy_file(models / "tokenizer_config.json", dir / "hf" / "tokenizer_config.json", fs::copy_options::overwrite_existing);
     REQUIRE(convert(dir / "hf", dir / "m.gguf", "F16") == "");
@@ -181,15 +186,7 @@ const char* kSpmConfig =
 
 // A tiny LLaMA-2-style checkpoint around `tokenizer_json`, converted; the GGUF path.
 fs::path spm_checkpoint(const fs::path& dir, const std::string& tokenizer_json, int64_t n_vocab) {
-  DenseSpec s;
-  s.n_vocab = n_vocab;
-  s.n_embd = 16;
-  s.n_head = 1;
-  s.n_head_kv = 1;
-  s.n_ff = 16;
-  s.n_layer = 1;
-  s.tied = true;
-  write_dense_checkpoint(dir / "hf", s);
+  write_dense_checkpoint(dir / "hf", tiny_tied_spec(n_vocab));
   write_file(dir / "hf" / "tokenizer.json", tokenizer_json);
   write_file(dir / "hf" / "tokenizer_config.json", kSpmConfig);
   return dir / "m.gguf";

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "convert/quantize.hpp"
+#include "model_test_util.hpp"
 #include "model/random_model.hpp"
 #include "slm/gguf.hpp"
 #include "slm/json.hpp"
@@ -376,11 +377,7 @@ TEST_CASE("slm-perplexity: --jsonl scores only the completions") {
     (*ctx)->reset();
     REQUIRE((*ctx)->eval(ids[e], true).ok());
     for (size_t t = first[e]; t < ids[e].size(); ++t) {
-      auto z = (*ctx)->logits(static_cast<int>(t - 1));
-      double mx = -INFINITY, s = 0;
-      for (float x : z) mx = std::max(mx, static_cast<double>(x));
-      for (float x : z) s += std::exp(static_cast<double>(x) - mx);
-      sum += std::log(s) + mx - static_cast<double>(z[static_cast<size_t>(ids[e][t])]);
+      sum += slm_test::nll((*ctx)->logits(static_cast<int>(t - 1)), ids[e][t]);
       ++n;
     }
   }

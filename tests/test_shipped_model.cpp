@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "convert/quantize.hpp"
+#include "model_test_util.hpp"
 #include "slm/cpu.hpp"
 #include "slm/gguf.hpp"
 #include "slm/json.hpp"
@@ -159,11 +160,7 @@ Loss heldout_loss(const Model& model, size_t n_examples, ContextParams cp) {
     for (int64_t t = start - 1; t + 1 < static_cast<int64_t>(ex.ids.size()); ++t) {
       std::span<const float> z = (*ctx)->logits(static_cast<int>(t));
       REQUIRE(!z.empty());
-      double mx = -INFINITY;
-      for (float v : z) mx = std::max(mx, static_cast<double>(v));
-      double s = 0;
-      for (float v : z) s += std::exp(static_cast<double>(v) - mx);
-      loss.nll_sum += std::log(s) + mx - static_cast<double>(z[static_cast<size_t>(ex.ids[static_cast<size_t>(t + 1)])]);
+      loss.nll_sum += slm_test::nll(z, ex.ids[static_cast<size_t>(t + 1)]);
       ++loss.n_tokens;
     }
     CHECK(loss.n_tokens > 0);

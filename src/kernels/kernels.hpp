@@ -33,6 +33,12 @@ size_t matmul_scratch_bytes(DType weight_type, int64_t n_cols, int64_t n_tokens)
 // x: n_tokens rows with stride ldx floats; y: n_tokens rows with stride ldy floats.
 // Work is split over output rows, so the result does not depend on the thread count.
 // pool may be nullptr (run on the caller's thread).
+// Work of fewer multiply-adds than this (for matmul: rows x cols x tokens) is not worth waking
+// the thread pool for: ~2^18 MACs take ~5-10 us on one core, about what waking and joining the
+// workers costs. matmul runs such products on the caller's thread; callers with their own
+// parallel loops use the same bound.
+constexpr double kMinPoolMacs = 262144.0;
+
 Status matmul(const Matrix& w, const float* x, int64_t ldx, int64_t n_tokens, float* y,
               int64_t ldy, void* scratch, size_t scratch_bytes, ThreadPool* pool);
 

@@ -116,9 +116,6 @@ namespace {
 // Rows are handed to threads in groups of 32 so that a GEMM panel (32 rows) never straddles two
 // threads.
 constexpr int64_t kRowGroup = 32;
-// Products of fewer multiply-adds than this (rows x cols x tokens) do not wake the thread pool:
-// ~2^18 MACs take ~5-10 us on one core, about what waking and joining the workers costs.
-constexpr double kMinPoolMacs = 262144.0;
 
 const detail::TypeKernels* entry_for(const detail::KernelTable& table, DType type) {
   const auto id = static_cast<uint32_t>(type);

@@ -756,7 +756,7 @@ class Deepseek2Context final : public model_memory::ContextBase, private Deepsee
   // pay for waking the workers (as kernels::matmul decides for its products).
   template <class Fn>
   void parallel(double work, Fn&& fn) {
-    if (pool_ && work >= 262144.0) pool_->run(fn);
+    if (pool_ && work >= kernels::kMinPoolMacs) pool_->run(fn);
     else fn(0, 1);
   }
   bool f16_cache() const { return params_.kv_type == KvType::F16; }
