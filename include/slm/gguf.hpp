@@ -115,6 +115,9 @@ class File {
   uint64_t data_offset() const { return data_offset_; }  // start of the tensor data section
   const uint8_t* bytes() const { return bytes_; }
   size_t size() const { return size_; }
+  // Whether the bytes are this File's own read-only map of a file (open), not a caller's buffer:
+  // then pages of it may be dropped (madvise) and are read back from the file if touched again.
+  bool owns_map() const { return map_.data() != nullptr; }
 
   std::span<const KeyValue> metadata() const { return metadata_; }
   std::span<const TensorInfo> tensors() const { return tensors_; }

@@ -274,6 +274,7 @@ slm_status load(const char* path, const void* data, size_t size, const slm_model
   m->max_token_bytes = max_token_bytes_of(*file);
   slm::ModelParams cpp;
   cpp.use_mlock = mp.use_mlock != 0;
+  cpp.interleave_weights = mp.interleave_weights != 0;
   auto model = slm::Model::from_file(std::move(*file), cpp);
   if (!model) {
     const bool mlock_failed = model.error().message.find("mlock") != std::string::npos;
@@ -414,6 +415,7 @@ const char* slm_isa_level(void) {
 slm_model_params slm_model_default_params(void) {
   slm_model_params p{};
   p.struct_size = sizeof p;
+  p.interleave_weights = 1;
   return p;
 }
 

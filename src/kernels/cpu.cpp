@@ -151,6 +151,11 @@ const State& state() {
       if (!s.available[below] || !cpu_runs(s.features, b.level)) continue;
       s.tables[i] = s.tables[below];
       s.tables[i].level = b.level;
+      // Interleaved kernels read their level's activation layout: never inherited.
+      for (kernels::detail::TypeKernels& k : s.tables[i].by_type) {
+        k.rows_x16 = nullptr;
+        k.name_x16 = nullptr;
+      }
       b.add(s.tables[i]);
       s.available[i] = true;
       s.max_level = b.level;

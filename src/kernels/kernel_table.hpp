@@ -26,6 +26,11 @@ struct TypeKernels {
   ActRowBytesFn act_row_bytes = nullptr;  // nullptr: rows read the float activations directly
   QuantizeActFn quantize_act = nullptr;
   MatmulRowsFn rows = nullptr;            // nullptr: this type cannot be multiplied
+  // The same product on the interleaved layout (kernels.hpp Layout::q4_0_x16), reading the same
+  // activation rows as `rows`; nullptr: matmul runs rows_q4_0_x16_ref with Q8_0 activations.
+  // A level sets it together with its own quantize_act, never inherits it.
+  MatmulRowsFn rows_x16 = nullptr;
+  const char* name_x16 = nullptr;
 };
 
 // GGUF type ids are < 40 (dtype.hpp); the table is indexed by the id.
@@ -68,6 +73,14 @@ void add_amx_kernels(KernelTable& table);         // kernels_amx.cpp: + -mamx-ti
 void add_neon_kernels(KernelTable& table);          // kernels_neon.cpp: baseline ARMv8-A
 void add_neon_dotprod_kernels(KernelTable& table);  // kernels_neon_dotprod.cpp: +dotprod
 #endif
+
+// The scalar reference on the interleaved Q4_0 layout (interleave.cpp), reading Q8_0 activation
+// blocks. Per row and token: acc = 0, then for each block in order
+//   acc = fma(float(sum_j (q_j - 8) * a_j), d_w * d_a, acc)
+// which is the arithmetic every interleaved kernel (GEMV and GEMM) keeps, so all of them give
+// the same bits for any thread count or token tiling.
+void rows_q4_0_x16_ref(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride,
+                       int64_t n_tokens, float* y, int64_t ldy);
 
 // The table for `level`, or nullptr when this build or this CPU cannot run it (cpu.cpp).
 const KernelTable* kernel_table(IsaLevel level);

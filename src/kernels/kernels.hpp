@@ -15,15 +15,43 @@ class ThreadPool;
 
 namespace kernels {
 
+// How a Matrix's bytes are laid out.
+enum class Layout : uint8_t {
+  // As stored in GGUF: row after row, each row_stride bytes.
+  rows = 0,
+  // Q4_0 only, rows interleaved 16 at a time for the decode GEMV (see interleave_q4_0_x16):
+  // for each group of 16 rows (rows 16G..16G+15) and each 32-element block b, 288 bytes:
+  //   four 64-byte lines, line i holding bytes qs[4i..4i+3] of row 16G + r at bytes 4r..4r+3
+  //   (low nibbles: elements 4i..4i+3, high nibbles: elements 16+4i..16+4i+3), then the 16
+  //   rows' f16 scales d (32 bytes).
+  // Group G starts at G * (n_cols / 32) * 288: the same bytes as the plain rows, reordered so
+  // that one 512-bit register holds 4 codes of each of 16 rows, lane r = row r.
+  q4_0_x16 = 1,
+};
+
 // A weight matrix as stored in GGUF: n_rows rows of n_cols elements of `type`, row-major, each
-// row `row_stride` bytes (= row_bytes(type, n_cols) for a plain 2-D tensor).
+// row `row_stride` bytes (= row_bytes(type, n_cols) for a plain 2-D tensor); or, with
+// layout q4_0_x16, the interleaved copy of such a Q4_0 matrix (row_stride = its plain row bytes).
 struct Matrix {
   DType type = DType::F32;
   const void* data = nullptr;
   int64_t n_rows = 0;
   int64_t n_cols = 0;
   size_t row_stride = 0;
+  Layout layout = Layout::rows;
 };
+
+// ---- Load-time interleaving (interleave.cpp) -------------------------------------------------
+// Whether `w` (a plain Q4_0 matrix with n_rows % 16 == 0) can be interleaved.
+bool can_interleave(const Matrix& w);
+// Whether `level` has a native kernel for the interleaved layout of `type` (otherwise matmul
+// runs the scalar reference on it: correct, but slow). Models interleave only when it pays.
+bool interleave_pays(IsaLevel level, DType type);
+// Bytes of the interleaved copy (equal to the plain matrix's n_rows * row_bytes).
+size_t interleaved_bytes(const Matrix& w);
+// Writes the interleaved copy of `w` to dst (dst_bytes >= interleaved_bytes(w)) and returns the
+// Matrix that describes it. An error when can_interleave(w) is false or dst is too small.
+Expected<Matrix> interleave_q4_0_x16(const Matrix& w, void* dst, size_t dst_bytes);
 
 // Bytes of scratch that matmul needs for `n_tokens` activation rows of n_cols (the activations
 // quantized to the weight type's dot type). The caller allocates it once (context creation).
@@ -51,6 +79,8 @@ Status matmul(IsaLevel level, const Matrix& w, const float* x, int64_t ldx, int6
 // Name of the kernel that matmul runs for `weight_type` at `level` (for logs and benchmarks),
 // e.g. "gemm_q8_0_q8_0_avx512vnni"; nullptr when there is none.
 const char* matmul_kernel_name(DType weight_type, IsaLevel level);
+// The same for a matrix in its layout (the interleaved layout has its own kernels).
+const char* matmul_kernel_name(const Matrix& w, IsaLevel level);
 
 // out[d] = sum_{p < n_rows} weights[p] * rows[p][d] for d < n: attention's weighted sum of value
 // rows. rows: n_rows rows of `type` (F16 or F32), row_stride bytes apart. Each out[d] is formed

@@ -146,6 +146,14 @@ const char* matmul_kernel_name(DType weight_type, IsaLevel level) {
   return k ? k->name : nullptr;
 }
 
+const char* matmul_kernel_name(const Matrix& w, IsaLevel level) {
+  if (w.layout != Layout::q4_0_x16) return matmul_kernel_name(w.type, level);
+  const detail::KernelTable* table = detail::kernel_table(level);
+  const detail::TypeKernels* k = table ? entry_for(*table, w.type) : nullptr;
+  if (!k) return nullptr;
+  return k->rows_x16 ? k->name_x16 : "rows_q4_0_x16_ref";
+}
+
 Status matmul(IsaLevel level, const Matrix& w, const float* x, int64_t ldx, int64_t n_tokens,
               float* y, int64_t ldy, void* scratch, size_t scratch_bytes, ThreadPool* pool) {
   const detail::KernelTable* table = detail::kernel_table(level);
@@ -154,6 +162,21 @@ Status matmul(IsaLevel level, const Matrix& w, const float* x, int64_t ldx, int6
   if (!tt) return errorf("matmul: unknown weight type id %u", static_cast<unsigned>(w.type));
   const detail::TypeKernels* k = entry_for(*table, w.type);
   if (!k) return errorf("matmul: no kernel for weight type %s", tt->name);
+  detail::MatmulRowsFn rows_fn = k->rows;
+  if (w.layout == Layout::q4_0_x16) {
+    if (w.type != DType::Q4_0 || w.n_rows % 16 != 0)
+      return errorf("matmul: an interleaved matrix must be Q4_0 with a multiple of 16 rows (got %s, %lld rows)",
+                    tt->name, static_cast<long long>(w.n_rows));
+    if (k->rows_x16) {
+      rows_fn = k->rows_x16;
+    } else {  // no native kernel at this level: the reference, with its own activation blocks
+      k = entry_for(*detail::kernel_table(IsaLevel::scalar), w.type);
+      if (!k) return errorf("matmul: no reference kernel for interleaved %s", tt->name);
+      rows_fn = detail::rows_q4_0_x16_ref;
+    }
+  } else if (w.layout != Layout::rows) {
+    return errorf("matmul: unknown matrix layout %d", static_cast<int>(w.layout));
+  }
   if (w.n_rows < 0 || w.n_cols <= 0 || n_tokens < 0)
     return errorf("matmul: bad shape %lld x %lld with %lld tokens", static_cast<long long>(w.n_rows),
                   static_cast<long long>(w.n_cols), static_cast<long long>(n_tokens));
@@ -195,7 +218,7 @@ Status matmul(IsaLevel level, const Matrix& w, const float* x, int64_t ldx, int6
     long g0, g1;
     split_range(static_cast<long>(n_groups), i, n, &g0, &g1);
     const int64_t r0 = g0 * kRowGroup, r1 = g1 * kRowGroup < w.n_rows ? g1 * kRowGroup : w.n_rows;
-    if (r0 < r1) k->rows(w, r0, r1, act, act_stride, n_tokens, y, ldy);
+    if (r0 < r1) rows_fn(w, r0, r1, act, act_stride, n_tokens, y, ldy);
   };
   // Waking the pool costs a few microseconds, and far more when another process holds a core:
   // a product smaller than that (the tiny model's 256-wide matrices at decode) runs on the

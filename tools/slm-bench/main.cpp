@@ -31,6 +31,7 @@ const char* kUsage =
     "  -b, --batch N            tokens per prompt step (default 512)\n"
     "      --kv f16|f32         KV cache type (default f16)\n"
     "      --isa NAME           force the kernel level (scalar, avx2, avx512, avx512vnni, amx, ...)\n"
+    "      --no-interleave      use every weight in place from the map (no load-time Q4_0 interleaving)\n"
     "  -o, --output md|json|jsonl|csv   output format (default md)\n"
     "\n"
     "Tests: ppN evaluates N prompt tokens in one call on an empty context (t/s = N / time);\n"
@@ -47,6 +48,7 @@ struct Options {
   int n_batch = 512;
   slm::KvType kv = slm::KvType::F16;
   std::string isa;
+  bool interleave = true;
   std::string output = "md";
 };
 
@@ -72,6 +74,7 @@ struct Result {
   double gen_bytes_per_token = 0;  // weights + mean KV read per generated token
   double ttft_ms = 0;              // pp tests: mean time to the first sampled token
   double load_s = 0;
+  size_t interleaved_bytes = 0;  // weights copied into the interleaved layout at load
   size_t peak_rss = 0;
   std::string logits_hash;
 
@@ -208,7 +211,9 @@ slm::Expected<RunOut> run_tg(slm::Context& ctx, int n_gen, int32_t bos) {
 
 slm::Status bench_model(const Options& o, const std::string& path, std::vector<Result>& results) {
   const double t0 = slm::tool::now_seconds();
-  auto loaded = slm::Model::load(path);
+  slm::ModelParams mp;
+  mp.interleave_weights = o.interleave;
+  auto loaded = slm::Model::load(path, mp);
   if (!loaded) return loaded.error();
   const double load_s = slm::tool::now_seconds() - t0;
   const slm::Model& model = **loaded;
@@ -225,6 +230,7 @@ slm::Status bench_model(const Options& o, const std::string& path, std::vector<R
   base.isa = slm::isa_level_name(slm::default_isa_level());
   base.kv = slm::kv_type_name(o.kv);
   base.load_s = load_s;
+  base.interleaved_bytes = info.interleaved_bytes;
   int32_t bos = 1;
   if (auto b = model.file().get_uint("tokenizer.ggml.bos_token_id"); b && *b < static_cast<uint64_t>(info.n_vocab))
     bos = static_cast<int32_t>(*b);
@@ -311,8 +317,9 @@ void print_markdown(const std::vector<Result>& results) {
     size_t rss = 0;
     for (const auto& q : results)
       if (q.filename == r.filename) rss = std::max(rss, q.peak_rss);
-    std::printf("\n%s: load %.3f s, peak RSS %s, KV %s", basename_of(r.filename).c_str(), r.load_s,
-                slm::tool::human_bytes(static_cast<double>(rss)).c_str(), r.kv.c_str());
+    std::printf("\n%s: load %.3f s, peak RSS %s, KV %s, interleaved at load %s", basename_of(r.filename).c_str(),
+                r.load_s, slm::tool::human_bytes(static_cast<double>(rss)).c_str(), r.kv.c_str(),
+                slm::tool::human_bytes(static_cast<double>(r.interleaved_bytes)).c_str());
   }
   std::printf("\n");
 }
@@ -460,6 +467,8 @@ int main(int argc, char** argv) {
       o.kv = a.kv_value();
     } else if (a.is("--isa")) {
       o.isa = a.value();
+    } else if (a.is("--no-interleave")) {
+      o.interleave = false;
     } else if (a.is("-o", "--output")) {
       o.output = a.value();
       if (o.output != "md" && o.output != "json" && o.output != "jsonl" && o.output != "csv")
