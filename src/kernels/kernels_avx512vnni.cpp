@@ -4,6 +4,7 @@
 
 #include "kernels/x86_simd.hpp"
 #include "kernels/q4_0_x16_x86.hpp"
+#include "kernels/gemm_kquant_x86.hpp"
 
 // GCC 12 reports the _mm512_undefined_* operand inside its own broadcast/convert intrinsics as
 // maybe-uninitialized (a false positive); nothing in this file reads uninitialised data.
@@ -168,6 +169,8 @@ void add_avx512vnni_kernels(KernelTable& table) {
   table.by_type[static_cast<int>(DType::Q4_0)].name_x16 = "gemm_q4_0_x16_q8_0_avx512vnni";
   table.by_type[static_cast<int>(DType::Q4_0)].rows_x16 =
       gemm_q8x<pack_panel_q4_0_x16<Panel, kPanelRows, 120>, rows_q4_0_x16_gemv>;
+  // K-quant prefill GEMM (gemm_kquant_x86.hpp); the row kernels below 4 tokens.
+  add_x86_kquant_gemm(table, "gemm_q4_k_q8_k_avx512vnni", "gemm_q5_k_q8_k_avx512vnni", "gemm_q6_k_q8_k_avx512vnni");
   add_x86_q4_1_q5_kernels(table, "vec_dot_q4_1_q8_1_avx512vnni", "vec_dot_q5_0_q8_0_avx512vnni", "vec_dot_q5_1_q8_1_avx512vnni");
 }
 
