@@ -719,26 +719,26 @@ TEST_CASE("Q4_1, Q5_0, Q5_1: the NEON kernels equal the scalar table bit for bit
 #endif
 }
 
-// ---- Interleaved Q4_0 (kernels::Layout::q4_0_x16, made at model load) ------------------------
+// ---- Interleaved Q4_0 / Q8_0 (kernels::Layout::x16, made at model load) ----------------------
 
 namespace {
 
 // Interleaving takes plain GGUF rows (row_stride = the row's bytes): an unpadded copy of p's
 // rows, and the interleaved copy of that.
-struct InterleavedQ4 {
+struct Interleaved {
   std::vector<uint8_t> plain, x16;
   kernels::Matrix m;
 };
 
-InterleavedQ4 interleave(const Problem& p) {
-  InterleavedQ4 out;
+Interleaved interleave(const Problem& p) {
+  Interleaved out;
   const size_t rb = *row_bytes(p.type, p.cols);
   for (int64_t r = 0; r < p.rows; ++r)
     out.plain.insert(out.plain.end(), p.w.begin() + static_cast<std::ptrdiff_t>(r * p.row_stride),
                      p.w.begin() + static_cast<std::ptrdiff_t>(r * p.row_stride + rb));
   const kernels::Matrix plain{p.type, out.plain.data(), p.rows, p.cols, rb};
   out.x16.assign(kernels::interleaved_bytes(plain), 0);
-  auto m = kernels::interleave_q4_0_x16(plain, out.x16.data(), out.x16.size());
+  auto m = kernels::interleave_x16(plain, out.x16.data(), out.x16.size());
   REQUIRE_MESSAGE(m.ok(), m.error().message);
   out.m = *m;
   return out;
@@ -755,74 +755,77 @@ RunResult run_matrix(const Problem& p, const kernels::Matrix& m, IsaLevel level,
 
 }  // namespace
 
-TEST_CASE("interleaved Q4_0: every level and thread count gives the scalar reference's bits") {
+TEST_CASE("interleaved Q4_0 / Q8_0: every level and thread count gives the scalar reference's bits") {
   auto pool2 = ThreadPool::create(2);
   auto pool3 = ThreadPool::create(3);
   REQUIRE(pool2.ok());
   REQUIRE(pool3.ok());
-  bool native_somewhere = false;
   uint32_t seed = 500;
-  // Rows: one group, two (one panel), odd group counts (a half-empty last panel); K from one
-  // block to the 1.5B model's width; tokens on both sides of the GEMV / GEMM switch (4) and of
-  // the GEMM tiles (6 and 8).
-  for (int64_t rows : {16, 32, 48, 80, 160}) {
-    for (int64_t blocks : {1, 3, 48}) {
-      for (int64_t tokens : {1, 2, 3, 4, 5, 9, 17}) {
-        if (rows * blocks * tokens > 160 * 48 * 5 && tokens > 5) continue;  // keep the ASan run short
-        Problem p = make_problem(DType::Q4_0, rows, 32 * blocks, tokens, seed++);
-        InterleavedQ4 q = interleave(p);
-        const std::string shape = std::to_string(rows) + "x" + std::to_string(32 * blocks) + " tokens=" +
-                                  std::to_string(tokens);
-        RunResult ref = run_matrix(p, q.m, IsaLevel::scalar, nullptr);
-        check_against_reference(p, ref, "x16 reference " + shape);
-        for (IsaLevel level : levels_here()) {
-          const std::string what = std::string("x16 @") + isa_level_name(level) + " " + shape;
-          const char* name = kernels::matmul_kernel_name(q.m, level);
-          REQUIRE(name != nullptr);
-          if (kernels::interleave_pays(level, DType::Q4_0)) {
-            native_somewhere = true;
-            CHECK_MESSAGE(std::string(name).rfind("gemm_q4_0_x16_", 0) == 0, what << ": " << name);
-          } else {
-            CHECK_MESSAGE(std::string(name) == "rows_q4_0_x16_ref", what << ": " << name);
-          }
-          for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), pool2->get(), pool3->get()}) {
-            RunResult got = run_matrix(p, q.m, level, pool);
-            REQUIRE_MESSAGE(got.status.ok(), what << ": " << got.status.message());
-            CHECK_MESSAGE(std::memcmp(got.y.data(), ref.y.data(), got.y.size() * sizeof(float)) == 0,
-                          what << " threads " << (pool ? pool->size() : 1));
+  for (DType type : {DType::Q4_0, DType::Q8_0}) {
+    bool native_somewhere = false;
+    // Rows: one group, two (one panel), odd group counts (a half-empty last panel); K from one
+    // block to the 1.5B model's width; tokens on both sides of the GEMV / GEMM switch (4) and
+    // of the GEMM tiles (6 and 8).
+    for (int64_t rows : {16, 32, 48, 80, 160}) {
+      for (int64_t blocks : {1, 3, 48}) {
+        for (int64_t tokens : {1, 2, 3, 4, 5, 9, 17}) {
+          if (rows * blocks * tokens > 160 * 48 * 5 && tokens > 5) continue;  // keep the ASan run short
+          Problem p = make_problem(type, rows, 32 * blocks, tokens, seed++);
+          Interleaved q = interleave(p);
+          const std::string shape = std::string(dtype_name(type)) + " " + std::to_string(rows) + "x" +
+                                    std::to_string(32 * blocks) + " tokens=" + std::to_string(tokens);
+          RunResult ref = run_matrix(p, q.m, IsaLevel::scalar, nullptr);
+          check_against_reference(p, ref, "x16 reference " + shape);
+          for (IsaLevel level : levels_here()) {
+            const std::string what = std::string("x16 @") + isa_level_name(level) + " " + shape;
+            const char* name = kernels::matmul_kernel_name(q.m, level);
+            REQUIRE(name != nullptr);
+            if (kernels::interleave_pays(level, type)) {
+              native_somewhere = true;
+              const std::string prefix = std::string("gemm_") + (type == DType::Q4_0 ? "q4_0" : "q8_0") + "_x16_";
+              CHECK_MESSAGE(std::string(name).rfind(prefix, 0) == 0, what << ": " << name);
+            } else {
+              CHECK_MESSAGE(std::string(name) == "rows_x16_ref", what << ": " << name);
+            }
+            for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), pool2->get(), pool3->get()}) {
+              RunResult got = run_matrix(p, q.m, level, pool);
+              REQUIRE_MESSAGE(got.status.ok(), what << ": " << got.status.message());
+              CHECK_MESSAGE(std::memcmp(got.y.data(), ref.y.data(), got.y.size() * sizeof(float)) == 0,
+                            what << " threads " << (pool ? pool->size() : 1));
+            }
           }
         }
       }
     }
-  }
 #if defined(__x86_64__)
-  // This CPU has AVX-512 VNNI (and AMX): the native kernels must have run above.
-  if (isa_level_supported(IsaLevel::avx512vnni)) CHECK(native_somewhere);
+    // This CPU has AVX-512 VNNI (and AMX): the native kernels must have run above.
+    if (isa_level_supported(IsaLevel::avx512vnni)) CHECK(native_somewhere);
 #endif
+  }
 }
 
-TEST_CASE("interleaved Q4_0: what cannot be interleaved is an error, not a crash") {
-  Problem q8 = make_problem(DType::Q8_0, 16, 64, 1, 7);
-  const kernels::Matrix q8m{DType::Q8_0, q8.w.data(), 16, 64, *row_bytes(DType::Q8_0, 64)};
+TEST_CASE("interleaved layout: what cannot be interleaved is an error, not a crash") {
   std::vector<uint8_t> dst(1 << 16);
-  CHECK_FALSE(kernels::can_interleave(q8m));
-  CHECK(kernels::interleaved_bytes(q8m) == 0);
-  CHECK_FALSE(kernels::interleave_q4_0_x16(q8m, dst.data(), dst.size()).ok());
+  Problem q4k = make_problem(DType::Q4_K, 16, 256, 1, 7);
+  const kernels::Matrix q4km{DType::Q4_K, q4k.w.data(), 16, 256, *row_bytes(DType::Q4_K, 256)};
+  CHECK_FALSE(kernels::can_interleave(q4km));
+  CHECK(kernels::interleaved_bytes(q4km) == 0);
+  CHECK_FALSE(kernels::interleave_x16(q4km, dst.data(), dst.size()).ok());
 
   Problem odd = make_problem(DType::Q4_0, 17, 64, 1, 8);  // 17 rows: not whole groups of 16
   const kernels::Matrix oddm{DType::Q4_0, odd.w.data(), 17, 64, *row_bytes(DType::Q4_0, 64)};
-  CHECK_FALSE(kernels::interleave_q4_0_x16(oddm, dst.data(), dst.size()).ok());
+  CHECK_FALSE(kernels::interleave_x16(oddm, dst.data(), dst.size()).ok());
   const kernels::Matrix padded{DType::Q4_0, odd.w.data(), 16, 64, odd.row_stride};  // padded rows
-  CHECK_FALSE(kernels::interleave_q4_0_x16(padded, dst.data(), dst.size()).ok());
+  CHECK_FALSE(kernels::interleave_x16(padded, dst.data(), dst.size()).ok());
 
   Problem p = make_problem(DType::Q4_0, 32, 64, 1, 9);
-  InterleavedQ4 q = interleave(p);
-  CHECK_FALSE(kernels::interleave_q4_0_x16(kernels::Matrix{DType::Q4_0, q.plain.data(), 32, 64, q.m.row_stride},
-                                           dst.data(), 10).ok());                         // too small
-  CHECK_FALSE(kernels::interleave_q4_0_x16(q.m, dst.data(), dst.size()).ok());            // already interleaved
+  Interleaved q = interleave(p);
+  CHECK_FALSE(kernels::interleave_x16(kernels::Matrix{DType::Q4_0, q.plain.data(), 32, 64, q.m.row_stride},
+                                      dst.data(), 10).ok());                         // too small
+  CHECK_FALSE(kernels::interleave_x16(q.m, dst.data(), dst.size()).ok());            // already interleaved
   // A matrix that claims the layout with another type or a partial group.
   kernels::Matrix wrong = q.m;
-  wrong.type = DType::Q8_0;
+  wrong.type = DType::Q4_K;
   std::vector<float> y(64, NAN), scratch_f(4096);
   for (IsaLevel level : levels_here()) {
     CHECK_FALSE(kernels::matmul(level, wrong, p.x.data(), p.ldx, 1, y.data(), 64, scratch_f.data(),

@@ -471,95 +471,104 @@ TEST_CASE("stories260K: logits and greedy ids match the double-precision golden 
 
 // ---- Load-time interleaving of Q4_0 matrices (ModelParams::interleave_weights) ----------------
 
-TEST_CASE("Q4_0 interleaved at load: the same model, reported, file and buffer alike, at every level") {
-  for (const char* arch : {"qwen2", "llama"}) {
-    const std::string arch_name = arch;
-    CAPTURE(arch_name);
-    const slm::mkmodel::Spec spec = tiny(arch, "Q4_0");
-    auto bytes = model_bytes(spec);
-    auto load = [&](bool interleave) {
-      auto file = slm::gguf::File::from_buffer(bytes->data(), bytes->size());
-      REQUIRE(file.ok());
-      slm::ModelParams mp;
-      mp.interleave_weights = interleave;
-      auto model = slm::Model::from_file(std::move(*file), mp);
-      REQUIRE_MESSAGE(model.ok(), (model.ok() ? "" : model.error().message));
-      return std::move(*model);
-    };
-    auto in_place = load(false), interleaved = load(true);
-    CHECK(in_place->info().interleaved_bytes == 0);
-    const bool pays = slm::kernels::interleave_pays(slm::default_isa_level(), slm::DType::Q4_0);
-    // Every Q4_0 matrix of the tiny model but the output (261 rows: not whole groups of 16) and
-    // the token embedding (looked up by row) is interleaved.
-    size_t expect = 0;
-    for (const slm::gguf::TensorInfo& t : in_place->file().tensors()) {
-      const std::string name(t.name);
-      if (t.type == slm::DType::Q4_0 && name != "token_embd.weight" && name != "output.weight" && t.rows() % 16 == 0)
-        expect += (t.n_bytes + 63) / 64 * 64;
-    }
-    REQUIRE(expect > 0);
-    CHECK(interleaved->info().interleaved_bytes == (pays ? expect : 0));
+namespace {
+
+// One tiny model of `type` loaded with and without interleaving (ModelParams::interleave_weights).
+void check_interleaved_model(const char* arch, slm::DType type) {
+  const std::string arch_name = arch, type_name = slm::dtype_name(type);
+  CAPTURE(arch_name);
+  CAPTURE(type_name);
+  const slm::mkmodel::Spec spec = tiny(arch, type_name);
+  auto bytes = model_bytes(spec);
+  auto load = [&](bool interleave) {
+    auto file = slm::gguf::File::from_buffer(bytes->data(), bytes->size());
+    REQUIRE(file.ok());
+    slm::ModelParams mp;
+    mp.interleave_weights = interleave;
+    auto model = slm::Model::from_file(std::move(*file), mp);
+    REQUIRE_MESSAGE(model.ok(), (model.ok() ? "" : model.error().message));
+    return std::move(*model);
+  };
+  auto in_place = load(false), interleaved = load(true);
+  CHECK(in_place->info().interleaved_bytes == 0);
+  const bool pays = slm::kernels::interleave_pays(slm::default_isa_level(), type);
+  // Every matrix of the tiny model but the output (261 rows: not whole groups of 16) and
+  // the token embedding (looked up by row) is interleaved.
+  size_t expect = 0;
+  for (const slm::gguf::TensorInfo& t : in_place->file().tensors()) {
+    const std::string name(t.name);
+    if (t.type == type && name != "token_embd.weight" && name != "output.weight" && t.rows() % 16 == 0)
+      expect += (t.n_bytes + 63) / 64 * 64;
+  }
+  REQUIRE(expect > 0);
+  CHECK(interleaved->info().interleaved_bytes == (pays ? expect : 0));
 #if defined(__x86_64__)
-    if (slm::isa_level_supported(slm::IsaLevel::avx512vnni)) CHECK(pays);
+  if (slm::isa_level_supported(slm::IsaLevel::avx512vnni)) CHECK(pays);
 #endif
 
-    // Every level on the interleaved model (levels without a native kernel run the reference on
-    // that layout) against the double-precision reference, prompt (GEMMs) and then single-token
-    // steps (GEMVs), with the Q4_0 tolerance of the first test case. (Against the in-place model
-    // only the float summation order of the GEMV differs, but that can flip an 8-bit activation
-    // code of a later layer, which moves these tiny models' logits by up to ~3%: printed only.)
-    std::vector<int32_t> tokens = kPrompt;
-    const std::vector<int32_t> steps = {9, 250, 31};
-    tokens.insert(tokens.end(), steps.begin(), steps.end());
-    auto ref = slm::ref::Reference::load(interleaved->file());
-    REQUIRE(ref.ok());
-    const auto want = ref->forward(tokens);
-    for (int i = 0; i < slm::kIsaLevelCount; ++i) {
-      const auto level = static_cast<slm::IsaLevel>(i);
-      if (!slm::isa_level_supported(level)) continue;
-      const std::string level_name = slm::isa_level_name(level);
-      CAPTURE(level_name);
-      slm::ContextParams cp;
-      cp.n_ctx = 64;
-      cp.isa = level;
-      auto ca = slm::Context::create(*in_place, cp), cb = slm::Context::create(*interleaved, cp);
-      REQUIRE(ca.ok());
-      REQUIRE(cb.ok());
-      REQUIRE((*ca)->eval(kPrompt).ok());
-      REQUIRE((*cb)->eval(kPrompt).ok());
-      double vs_ref = rel_err((*cb)->logits(), want[kPrompt.size() - 1]), vs_in_place = 0.0;
-      for (size_t s = 0; s < steps.size(); ++s) {
-        REQUIRE((*ca)->eval({&steps[s], 1}).ok());
-        REQUIRE((*cb)->eval({&steps[s], 1}).ok());
-        vs_ref = std::max(vs_ref, rel_err((*cb)->logits(), want[kPrompt.size() + s]));
-        auto x = (*ca)->logits();
-        vs_in_place = std::max(vs_in_place, rel_err((*cb)->logits(), std::vector<double>(x.begin(), x.end())));
-      }
-      MESSAGE(level_name << ": interleaved vs reference " << vs_ref << ", vs in place " << vs_in_place);
-      CHECK(vs_ref < 0.12);
+  // Every level on the interleaved model (levels without a native kernel run the reference on
+  // that layout) against the double-precision reference, prompt (GEMMs) and then single-token
+  // steps (GEMVs), with the Q4_0 / Q8_0 tolerance of the first test case. (Against the in-place model
+  // only the float summation order of the GEMV differs, but that can flip an 8-bit activation
+  // code of a later layer, which moves these tiny models' logits by up to ~3%: printed only.)
+  std::vector<int32_t> tokens = kPrompt;
+  const std::vector<int32_t> steps = {9, 250, 31};
+  tokens.insert(tokens.end(), steps.begin(), steps.end());
+  auto ref = slm::ref::Reference::load(interleaved->file());
+  REQUIRE(ref.ok());
+  const auto want = ref->forward(tokens);
+  for (int i = 0; i < slm::kIsaLevelCount; ++i) {
+    const auto level = static_cast<slm::IsaLevel>(i);
+    if (!slm::isa_level_supported(level)) continue;
+    const std::string level_name = slm::isa_level_name(level);
+    CAPTURE(level_name);
+    slm::ContextParams cp;
+    cp.n_ctx = 64;
+    cp.isa = level;
+    auto ca = slm::Context::create(*in_place, cp), cb = slm::Context::create(*interleaved, cp);
+    REQUIRE(ca.ok());
+    REQUIRE(cb.ok());
+    REQUIRE((*ca)->eval(kPrompt).ok());
+    REQUIRE((*cb)->eval(kPrompt).ok());
+    double vs_ref = rel_err((*cb)->logits(), want[kPrompt.size() - 1]), vs_in_place = 0.0;
+    for (size_t s = 0; s < steps.size(); ++s) {
+      REQUIRE((*ca)->eval({&steps[s], 1}).ok());
+      REQUIRE((*cb)->eval({&steps[s], 1}).ok());
+      vs_ref = std::max(vs_ref, rel_err((*cb)->logits(), want[kPrompt.size() + s]));
+      auto x = (*ca)->logits();
+      vs_in_place = std::max(vs_in_place, rel_err((*cb)->logits(), std::vector<double>(x.begin(), x.end())));
     }
-
-    // From a file: the interleaving drops the mapped pages it copied; the model must not read
-    // them (it would still work, re-read from the file) and must give the buffer model's bits.
-    char path[] = "/tmp/slm_x16_XXXXXX";
-    const int fd = mkstemp(path);
-    REQUIRE(fd >= 0);
-    FILE* f = fdopen(fd, "wb");
-    REQUIRE(f != nullptr);
-    REQUIRE(std::fwrite(bytes->data(), 1, bytes->size(), f) == bytes->size());
-    std::fclose(f);
-    auto from_file = slm::Model::load(path);
-    std::remove(path);
-    REQUIRE_MESSAGE(from_file.ok(), (from_file.ok() ? "" : from_file.error().message));
-    CHECK((*from_file)->info().interleaved_bytes == interleaved->info().interleaved_bytes);
-    auto b2 = make_ctx(*interleaved), c = make_ctx(**from_file);
-    REQUIRE(b2->eval(kPrompt).ok());
-    REQUIRE(c->eval(kPrompt).ok());
-    for (int32_t tok : {9, 250}) {
-      REQUIRE(b2->eval({&tok, 1}).ok());
-      REQUIRE(c->eval({&tok, 1}).ok());
-      auto x = b2->logits(), y = c->logits();
-      CHECK(std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0);
-    }
+    MESSAGE(level_name << ": interleaved vs reference " << vs_ref << ", vs in place " << vs_in_place);
+    CHECK(vs_ref < 0.12);
   }
+
+  // From a file: the interleaving drops the mapped pages it copied; the model must not read
+  // them (it would still work, re-read from the file) and must give the buffer model's bits.
+  char path[] = "/tmp/slm_x16_XXXXXX";
+  const int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  FILE* f = fdopen(fd, "wb");
+  REQUIRE(f != nullptr);
+  REQUIRE(std::fwrite(bytes->data(), 1, bytes->size(), f) == bytes->size());
+  std::fclose(f);
+  auto from_file = slm::Model::load(path);
+  std::remove(path);
+  REQUIRE_MESSAGE(from_file.ok(), (from_file.ok() ? "" : from_file.error().message));
+  CHECK((*from_file)->info().interleaved_bytes == interleaved->info().interleaved_bytes);
+  auto b2 = make_ctx(*interleaved), c = make_ctx(**from_file);
+  REQUIRE(b2->eval(kPrompt).ok());
+  REQUIRE(c->eval(kPrompt).ok());
+  for (int32_t tok : {9, 250}) {
+    REQUIRE(b2->eval({&tok, 1}).ok());
+    REQUIRE(c->eval({&tok, 1}).ok());
+    auto x = b2->logits(), y = c->logits();
+    CHECK(std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("Q4_0 / Q8_0 interleaved at load: the same model, reported, file and buffer alike, at every level") {
+  for (const char* arch : {"qwen2", "llama"})
+    for (const slm::DType type : {slm::DType::Q4_0, slm::DType::Q8_0}) check_interleaved_model(arch, type);
 }

@@ -36,7 +36,7 @@ const char* kv_type_name(KvType t);
 
 struct ModelParams {
   bool use_mlock = false;  // mlock the weights' map; an error when the OS refuses
-  // Copy the Q4_0 matrices of llama/qwen2 models at load into the kernels' interleaved layout
+  // Copy the Q4_0 and Q8_0 matrices of llama/qwen2 models at load into the kernels' interleaved layout
   // (16 rows per 64-byte line: the decode GEMV does a third of the work per byte) when the
   // CPU's kernel level has native kernels for it; their mapped pages are then released, so the
   // resident total stays about the same, but those bytes are private to the process instead of

@@ -26,8 +26,8 @@ struct TypeKernels {
   ActRowBytesFn act_row_bytes = nullptr;  // nullptr: rows read the float activations directly
   QuantizeActFn quantize_act = nullptr;
   MatmulRowsFn rows = nullptr;            // nullptr: this type cannot be multiplied
-  // The same product on the interleaved layout (kernels.hpp Layout::q4_0_x16), reading the same
-  // activation rows as `rows`; nullptr: matmul runs rows_q4_0_x16_ref with Q8_0 activations.
+  // The same product on the interleaved layout (kernels.hpp Layout::x16), reading the same
+  // activation rows as `rows`; nullptr: matmul runs rows_x16_ref with Q8_0 activations.
   // A level sets it together with its own quantize_act, never inherits it.
   MatmulRowsFn rows_x16 = nullptr;
   const char* name_x16 = nullptr;
@@ -46,6 +46,10 @@ using SiluMulFn = void (*)(float* gate, const float* up, int64_t n);
 using SoftmaxFn = void (*)(float* x, int64_t n);
 using RmsnormFn = void (*)(float* out, const float* x, const float* weight, int64_t n, float eps);
 using AddRowFn = void (*)(float* x, const float* y, int64_t n);
+// kernels::rope and kernels::f32_to_f16_row.
+using RopeFn = void (*)(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos_v,
+                        const float* sin_v, bool neox);
+using F32ToF16RowFn = void (*)(const float* x, uint16_t* out, int64_t n);
 
 struct KernelTable {
   IsaLevel level = IsaLevel::scalar;
@@ -57,6 +61,8 @@ struct KernelTable {
   SoftmaxFn softmax = nullptr;
   RmsnormFn rmsnorm = nullptr;
   AddRowFn add = nullptr;
+  RopeFn rope = nullptr;
+  F32ToF16RowFn f32_to_f16 = nullptr;
 };
 
 // Each level's table starts as a copy of the level below it and overrides the entries it has
@@ -65,6 +71,7 @@ void add_scalar_kernels(KernelTable& table);
 void add_scalar_vector_ops(KernelTable& table);  // vector_ops.cpp: the plain loops (reference)
 #if defined(__x86_64__)
 void add_avx2_kernels(KernelTable& table);        // kernels_avx2.cpp: -mavx2 -mfma -mf16c
+void add_avxvnni_kernels(KernelTable& table);     // kernels_avxvnni.cpp: + -mavxvnni (on avx2's table)
 void add_avx512_kernels(KernelTable& table);      // kernels_avx512.cpp: + -mavx512f/bw/vl
 void add_avx512vnni_kernels(KernelTable& table);  // kernels_avx512vnni.cpp: + -mavx512vnni
 void add_amx_kernels(KernelTable& table);         // kernels_amx.cpp: + -mamx-tile -mamx-int8
@@ -74,12 +81,12 @@ void add_neon_kernels(KernelTable& table);          // kernels_neon.cpp: baselin
 void add_neon_dotprod_kernels(KernelTable& table);  // kernels_neon_dotprod.cpp: +dotprod
 #endif
 
-// The scalar reference on the interleaved Q4_0 layout (interleave.cpp), reading Q8_0 activation
-// blocks. Per row and token: acc = 0, then for each block in order
-//   acc = fma(float(sum_j (q_j - 8) * a_j), d_w * d_a, acc)
+// The scalar reference on the interleaved layout (interleave.cpp; Q4_0 or Q8_0), reading Q8_0
+// activation blocks. Per row and token: acc = 0, then for each block in order
+//   acc = fma(float(sum_j w_j * a_j), d_w * d_a, acc)     (w_j = q_j - 8 for Q4_0)
 // which is the arithmetic every interleaved kernel (GEMV and GEMM) keeps, so all of them give
 // the same bits for any thread count or token tiling.
-void rows_q4_0_x16_ref(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride,
+void rows_x16_ref(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride,
                        int64_t n_tokens, float* y, int64_t ldy);
 
 // The table for `level`, or nullptr when this build or this CPU cannot run it (cpu.cpp).

@@ -19,19 +19,21 @@ namespace kernels {
 enum class Layout : uint8_t {
   // As stored in GGUF: row after row, each row_stride bytes.
   rows = 0,
-  // Q4_0 only, rows interleaved 16 at a time for the decode GEMV (see interleave_q4_0_x16):
-  // for each group of 16 rows (rows 16G..16G+15) and each 32-element block b, 288 bytes:
-  //   four 64-byte lines, line i holding bytes qs[4i..4i+3] of row 16G + r at bytes 4r..4r+3
-  //   (low nibbles: elements 4i..4i+3, high nibbles: elements 16+4i..16+4i+3), then the 16
-  //   rows' f16 scales d (32 bytes).
-  // Group G starts at G * (n_cols / 32) * 288: the same bytes as the plain rows, reordered so
-  // that one 512-bit register holds 4 codes of each of 16 rows, lane r = row r.
-  q4_0_x16 = 1,
+  // Q4_0 and Q8_0 rows interleaved 16 at a time for the decode GEMV (interleave_x16): for each
+  // group of 16 rows (rows 16G..16G+15) and each 32-element block b, the 16 blocks' bytes:
+  //   Q4_0 (288 bytes): four 64-byte lines, line i holding bytes qs[4i..4i+3] of row 16G + r at
+  //     bytes 4r..4r+3 (low nibbles: elements 4i..4i+3, high nibbles: 16+4i..16+4i+3);
+  //   Q8_0 (544 bytes): eight 64-byte lines, line i holding codes 4i..4i+3 of row 16G + r at
+  //     bytes 4r..4r+3, each plus 128 (unsigned bytes, as vpdpbusd takes them);
+  //   then the 16 rows' f16 scales d (32 bytes).
+  // Group G starts at G * 16 * row_bytes: the same bytes as the plain rows, reordered so that one
+  // 512-bit register holds 4 codes of each of 16 rows, lane r = row r.
+  x16 = 1,
 };
 
 // A weight matrix as stored in GGUF: n_rows rows of n_cols elements of `type`, row-major, each
 // row `row_stride` bytes (= row_bytes(type, n_cols) for a plain 2-D tensor); or, with
-// layout q4_0_x16, the interleaved copy of such a Q4_0 matrix (row_stride = its plain row bytes).
+// layout x16, the interleaved copy of such a matrix (row_stride = its plain row bytes).
 struct Matrix {
   DType type = DType::F32;
   const void* data = nullptr;
@@ -42,7 +44,7 @@ struct Matrix {
 };
 
 // ---- Load-time interleaving (interleave.cpp) -------------------------------------------------
-// Whether `w` (a plain Q4_0 matrix with n_rows % 16 == 0) can be interleaved.
+// Whether `w` (a plain Q4_0 or Q8_0 matrix with n_rows % 16 == 0) can be interleaved.
 bool can_interleave(const Matrix& w);
 // Whether `level` has a native kernel for the interleaved layout of `type` (otherwise matmul
 // runs the scalar reference on it: correct, but slow). Models interleave only when it pays.
@@ -51,7 +53,7 @@ bool interleave_pays(IsaLevel level, DType type);
 size_t interleaved_bytes(const Matrix& w);
 // Writes the interleaved copy of `w` to dst (dst_bytes >= interleaved_bytes(w)) and returns the
 // Matrix that describes it. An error when can_interleave(w) is false or dst is too small.
-Expected<Matrix> interleave_q4_0_x16(const Matrix& w, void* dst, size_t dst_bytes);
+Expected<Matrix> interleave_x16(const Matrix& w, void* dst, size_t dst_bytes);
 
 // Bytes of scratch that matmul needs for `n_tokens` activation rows of n_cols (the activations
 // quantized to the weight type's dot type). The caller allocates it once (context creation).
@@ -111,6 +113,16 @@ void softmax(IsaLevel level, float* x, int64_t n);
 void rmsnorm(IsaLevel level, float* out, const float* x, const float* weight, int64_t n, float eps);
 // x[i] += y[i]
 void add(IsaLevel level, float* x, const float* y, int64_t n);
+
+// RoPE in place on the first n_rot elements of each of n_heads heads of x (head_dim apart): pair i
+// (i < n_rot/2) is elements (2i, 2i+1), or (i, i + n_rot/2) with neox, and turns into
+// (a cos_v[i] - b sin_v[i], a sin_v[i] + b cos_v[i]), each product rounded on its own (no FMA).
+// Every level gives the scalar loop's bits.
+void rope(IsaLevel level, float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos_v,
+          const float* sin_v, bool neox);
+// out[i] = f32_to_f16(x[i]) (dtype.hpp: round to nearest even, overflow to Inf, NaN kept quiet
+// with its top payload bits). Every level gives the scalar conversion's bits.
+void f32_to_f16_row(IsaLevel level, const float* x, uint16_t* out, int64_t n);
 
 }  // namespace kernels
 }  // namespace slm

@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "kernels/x86_simd.hpp"
-#include "kernels/q4_0_x16_x86.hpp"
+#include "kernels/x16_x86.hpp"
 
 // GCC spells the feature macros __AMX_TILE__ / __AMX_INT8__, clang __AMXTILE__ / __AMXINT8__.
 #if !(defined(__AMX_TILE__) || defined(__AMXTILE__)) || !(defined(__AMX_INT8__) || defined(__AMXINT8__)) || \
@@ -213,8 +213,10 @@ void add_amx_kernels(KernelTable& table) {
   q8 = TypeKernels{"gemm_q8_0_q8_0_amx", act_q8x_row_bytes, quantize_act_q8x, gemm_amx<pack_panel_signed<false>, rows_q8_0_q8x>};
   TypeKernels& q4 = table.by_type[static_cast<int>(DType::Q4_0)];
   q4 = TypeKernels{"gemm_q4_0_q8_0_amx", act_q8x_row_bytes, quantize_act_q8x, gemm_amx<pack_panel_signed<true>, rows_q4_0_q8x>};
+  q8.name_x16 = "gemm_q8_0_x16_q8_0_amx";
+  q8.rows_x16 = gemm_amx<pack_panel_x16<Panel, kPanelRows, false, -128>, rows_q8_0_x16_gemv>;
   q4.name_x16 = "gemm_q4_0_x16_q8_0_amx";
-  q4.rows_x16 = gemm_amx<pack_panel_q4_0_x16<Panel, kPanelRows, -8>, rows_q4_0_x16_gemv>;
+  q4.rows_x16 = gemm_amx<pack_panel_x16<Panel, kPanelRows, true, -8>, rows_q4_0_x16_gemv>;
 }
 
 }  // namespace slm::kernels::detail

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "kernels/x86_simd.hpp"
-#include "kernels/q4_0_x16_x86.hpp"
+#include "kernels/x16_x86.hpp"
 #include "kernels/gemm_kquant_x86.hpp"
 
 // GCC 12 reports the _mm512_undefined_* operand inside its own broadcast/convert intrinsics as
@@ -165,10 +165,13 @@ void add_avx512vnni_kernels(KernelTable& table) {
   table.by_type[static_cast<int>(DType::Q8_0)].rows = gemm_q8x<pack_panel<false>, rows_q8_0_q8x>;
   table.by_type[static_cast<int>(DType::Q4_0)].name = "gemm_q4_0_q8_0_avx512vnni";
   table.by_type[static_cast<int>(DType::Q4_0)].rows = gemm_q8x<pack_panel<true>, rows_q4_0_q8x>;
-  // Interleaved Q4_0 (load-time layout): GEMV for up to 3 tokens, the same GEMM above it.
+  // Interleaved Q8_0 / Q4_0 (load-time layout): GEMV for up to 3 tokens, the same GEMM above it.
+  table.by_type[static_cast<int>(DType::Q8_0)].name_x16 = "gemm_q8_0_x16_q8_0_avx512vnni";
+  table.by_type[static_cast<int>(DType::Q8_0)].rows_x16 =
+      gemm_q8x<pack_panel_x16<Panel, kPanelRows, false, 0>, rows_q8_0_x16_gemv>;
   table.by_type[static_cast<int>(DType::Q4_0)].name_x16 = "gemm_q4_0_x16_q8_0_avx512vnni";
   table.by_type[static_cast<int>(DType::Q4_0)].rows_x16 =
-      gemm_q8x<pack_panel_q4_0_x16<Panel, kPanelRows, 120>, rows_q4_0_x16_gemv>;
+      gemm_q8x<pack_panel_x16<Panel, kPanelRows, true, 120>, rows_q4_0_x16_gemv>;
   // K-quant prefill GEMM (gemm_kquant_x86.hpp); the row kernels below 4 tokens.
   add_x86_kquant_gemm(table, "gemm_q4_k_q8_k_avx512vnni", "gemm_q5_k_q8_k_avx512vnni", "gemm_q6_k_q8_k_avx512vnni");
   add_x86_q4_1_q5_kernels(table, "vec_dot_q4_1_q8_1_avx512vnni", "vec_dot_q5_0_q8_0_avx512vnni", "vec_dot_q5_1_q8_1_avx512vnni");

@@ -147,11 +147,11 @@ const char* matmul_kernel_name(DType weight_type, IsaLevel level) {
 }
 
 const char* matmul_kernel_name(const Matrix& w, IsaLevel level) {
-  if (w.layout != Layout::q4_0_x16) return matmul_kernel_name(w.type, level);
+  if (w.layout != Layout::x16) return matmul_kernel_name(w.type, level);
   const detail::KernelTable* table = detail::kernel_table(level);
   const detail::TypeKernels* k = table ? entry_for(*table, w.type) : nullptr;
   if (!k) return nullptr;
-  return k->rows_x16 ? k->name_x16 : "rows_q4_0_x16_ref";
+  return k->rows_x16 ? k->name_x16 : "rows_x16_ref";
 }
 
 Status matmul(IsaLevel level, const Matrix& w, const float* x, int64_t ldx, int64_t n_tokens,
@@ -163,16 +163,16 @@ Status matmul(IsaLevel level, const Matrix& w, const float* x, int64_t ldx, int6
   const detail::TypeKernels* k = entry_for(*table, w.type);
   if (!k) return errorf("matmul: no kernel for weight type %s", tt->name);
   detail::MatmulRowsFn rows_fn = k->rows;
-  if (w.layout == Layout::q4_0_x16) {
-    if (w.type != DType::Q4_0 || w.n_rows % 16 != 0)
-      return errorf("matmul: an interleaved matrix must be Q4_0 with a multiple of 16 rows (got %s, %lld rows)",
+  if (w.layout == Layout::x16) {
+    if ((w.type != DType::Q4_0 && w.type != DType::Q8_0) || w.n_rows % 16 != 0 || w.n_cols % 32 != 0)
+      return errorf("matmul: an interleaved matrix must be Q4_0 or Q8_0 with a multiple of 16 rows (got %s, %lld rows)",
                     tt->name, static_cast<long long>(w.n_rows));
     if (k->rows_x16) {
       rows_fn = k->rows_x16;
     } else {  // no native kernel at this level: the reference, with its own activation blocks
       k = entry_for(*detail::kernel_table(IsaLevel::scalar), w.type);
       if (!k) return errorf("matmul: no reference kernel for interleaved %s", tt->name);
-      rows_fn = detail::rows_q4_0_x16_ref;
+      rows_fn = detail::rows_x16_ref;
     }
   } else if (w.layout != Layout::rows) {
     return errorf("matmul: unknown matrix layout %d", static_cast<int>(w.layout));

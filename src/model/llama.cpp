@@ -481,24 +481,26 @@ class LlamaModel final : public Model {
   Config config_;
   Weights weights_;
   ModelInfo info_;
-  // Copies the Q4_0 matrices into the kernels' interleaved layout when the CPU's kernel level
-  // has native kernels for it, and drops their mapped pages (read once here; the copy replaces
+  // Copies the Q4_0 and Q8_0 matrices into the kernels' interleaved layout when the CPU's kernel
+  // level has native kernels for it, and drops their mapped pages (read once here; the copy replaces
   // them). The token embedding stays as mapped: rows are looked up from it, and a tied output
   // reads it too.
   Status interleave_weights() {
-    if (!kernels::interleave_pays(default_isa_level(), DType::Q4_0)) return Status::success();
+    auto wanted = [](const kernels::Matrix& m) {
+      return kernels::can_interleave(m) && kernels::interleave_pays(default_isa_level(), m.type);
+    };
     std::vector<kernels::Matrix*> mats;
     for (Layer& L : weights_.layers)
       for (kernels::Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
-        if (kernels::can_interleave(*m)) mats.push_back(m);
-    if (!weights_.tied_output && kernels::can_interleave(weights_.output)) mats.push_back(&weights_.output);
+        if (wanted(*m)) mats.push_back(m);
+    if (!weights_.tied_output && wanted(weights_.output)) mats.push_back(&weights_.output);
     auto padded = [](size_t n) { return (n + 63) / 64 * 64; };
     size_t total = 0;
     for (const kernels::Matrix* m : mats) total += padded(kernels::interleaved_bytes(*m));
     if (total == 0) return Status::success();
     interleaved_.reset(static_cast<uint8_t*>(std::aligned_alloc(64, total)));
     if (!interleaved_)
-      return errorf("interleaving %zu bytes of Q4_0 weights: out of memory (load without interleaving)", total);
+      return errorf("interleaving %zu bytes of weights: out of memory (load without interleaving)", total);
     const long page_size = sysconf(_SC_PAGESIZE);
     size_t offset = 0;
     for (kernels::Matrix* m : mats) {
@@ -513,7 +515,7 @@ class LlamaModel final : public Model {
         slice.n_rows = std::min(chunk_rows, m->n_rows - r);
         slice.data = static_cast<const uint8_t*>(m->data) + static_cast<size_t>(r) * m->row_stride;
         const size_t slice_bytes = static_cast<size_t>(slice.n_rows) * m->row_stride;
-        auto x = kernels::interleave_q4_0_x16(slice, interleaved_.get() + offset + static_cast<size_t>(r) * m->row_stride,
+        auto x = kernels::interleave_x16(slice, interleaved_.get() + offset + static_cast<size_t>(r) * m->row_stride,
                                              slice_bytes);
         if (!x) return x.error();
         if (file_.owns_map() && page_size > 0) {
@@ -523,7 +525,7 @@ class LlamaModel final : public Model {
         }
       }
       m->data = interleaved_.get() + offset;
-      m->layout = kernels::Layout::q4_0_x16;
+      m->layout = kernels::Layout::x16;
       offset += padded(n);
     }
     interleaved_bytes_ = total;
@@ -611,9 +613,9 @@ class LlamaContext final : public model_memory::ContextBase, private LlamaBuffer
         if (L.bq) ops::add(isa(), q_ + t * Q, L.bq, Q);
         if (L.bk) ops::add(isa(), k_ + t * KV, L.bk, KV);
         if (L.bv) ops::add(isa(), v_ + t * KV, L.bv, KV);
-        ops::rope(q_ + t * Q, c.n_head, c.head_dim, c.n_rot, cos_ + t * half, sin_ + t * half, c.rope_style);
-        ops::rope(k_ + t * KV, c.n_head_kv, c.head_dim, c.n_rot, cos_ + t * half, sin_ + t * half, c.rope_style);
-        ops::kv_store(kv, pos0 + t, k_ + t * KV, v_ + t * KV);
+        ops::rope(isa(), q_ + t * Q, c.n_head, c.head_dim, c.n_rot, cos_ + t * half, sin_ + t * half, c.rope_style);
+        ops::rope(isa(), k_ + t * KV, c.n_head_kv, c.head_dim, c.n_rot, cos_ + t * half, sin_ + t * half, c.rope_style);
+        ops::kv_store(isa(), kv, pos0 + t, k_ + t * KV, v_ + t * KV);
       }
       const int64_t items = T * c.n_head;
       auto attend = [&](int i, int n) {
