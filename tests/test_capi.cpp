@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "capi/text_stream.hpp"
+#include "kernels/kernels.hpp"
 #include "slm/cpu.hpp"
 #include "slm/gguf.hpp"
 #include "slm/model.hpp"
@@ -167,6 +168,49 @@ TEST_CASE("memory required before loading matches what the context allocates") {
   cp.n_ctx = 0;
   CHECK(slm_memory_required(file.path.c_str(), nullptr, &cp, &e) == SLM_ERR_INVALID_ARGUMENT);
   CHECK(slm_memory_required("/nonexistent.gguf", nullptr, nullptr, &e) == SLM_ERR_IO);
+}
+
+TEST_CASE("memory required: weights interleaved at load are heap, not mapped, and only when asked") {
+  slm::mkmodel::Spec spec = small_spec();
+  spec.type = "Q8_0";  // 64-wide rows: Q8_0 blocks of 32; every matrix has a multiple of 16 rows
+  auto bytes = capi_test::model_bytes(spec);
+  capi_test::TempFile file(bytes);
+  slm_context_params cp = greedy_params(64, 1);
+  slm_model_params on = slm_model_default_params(), off = slm_model_default_params();
+  CHECK(on.interleave_weights == 1);
+  off.interleave_weights = 0;
+  slm_memory_estimate est_on{}, est_off{}, buf_on{};
+  REQUIRE(slm_memory_required(file.path.c_str(), &on, &cp, &est_on) == SLM_OK);
+  REQUIRE(slm_memory_required(file.path.c_str(), &off, &cp, &est_off) == SLM_OK);
+  REQUIRE(slm_memory_required_buffer(bytes.data(), bytes.size(), &on, &cp, &buf_on) == SLM_OK);
+  CHECK(est_off.weights_bytes == bytes.size());
+  CHECK(buf_on.weights_bytes == est_on.weights_bytes);
+  CHECK(buf_on.model_bytes == est_on.model_bytes);
+  // What moves from mapped to heap, and the total does not change.
+  const size_t moved = est_off.weights_bytes - est_on.weights_bytes;
+  CHECK(est_on.model_bytes - est_off.model_bytes == moved);
+  CHECK(est_on.total_bytes == est_off.total_bytes);
+  for (const slm_model_params* mp : {&on, &off}) {
+    slm_model* model = nullptr;
+    REQUIRE(slm_model_load_file(file.path.c_str(), mp, &model) == SLM_OK);
+    slm_memory_estimate loaded{};
+    REQUIRE(slm_model_memory_required(model, &cp, &loaded) == SLM_OK);
+    const slm_memory_estimate& before = mp == &on ? est_on : est_off;
+    CHECK(loaded.weights_bytes == before.weights_bytes);
+    CHECK(loaded.model_bytes == before.model_bytes);
+    slm_model_free(model);
+  }
+  if (slm::kernels::interleave_pays(slm::default_isa_level(), slm::DType::Q8_0)) {
+    // 2 layers x (q 64 + k 32 + v 32 + o 64 + gate 128 + up 128 rows of 64, down 64 rows of 128)
+    // + output 512 rows of 64; a block is 32 values in 34 bytes; each matrix padded to 64 bytes.
+    size_t expect = 0;
+    for (int layer = 0; layer < 2; ++layer)
+      for (size_t rows : {64, 32, 32, 64, 128, 128}) expect += (rows * 68 + 63) / 64 * 64;
+    expect += 2 * ((64 * 136 + 63) / 64 * 64) + (512 * 68 + 63) / 64 * 64;
+    CHECK(moved == expect);
+  } else {
+    CHECK(moved == 0);
+  }
 }
 
 TEST_CASE("deepseek2: kv_bytes is the latent cache") {

@@ -84,7 +84,8 @@ struct ModelInfo {
   double rms_eps = 1e-5;
   bool tied_output = false;   // LM head is token_embd (no output.weight)
   size_t weights_bytes = 0;   // bytes of tensor data the model uses
-  size_t interleaved_bytes = 0;  // of which copied at load into the interleaved layout (heap)
+  size_t interleaved_bytes = 0;    // of which copied at load into the interleaved layout (heap)
+  size_t interleavable_bytes = 0;  // what interleave_weights would copy on this CPU (whether or not it did)
   std::string type_summary;   // e.g. "Q4_K: 169, Q6_K: 29, F32: 141"
 };
 

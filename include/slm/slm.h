@@ -178,7 +178,9 @@ SLM_API slm_sampler_params slm_sampler_default_params(void);
  * anything is allocated (the file is mapped to read the header, nothing else). */
 typedef struct slm_memory_estimate {
   size_t weights_bytes;  /* mapped read-only (page cache, shared between processes) */
-  size_t model_bytes;    /* heap of the model: tokenizer tables, RoPE tables (an upper bound) */
+  size_t model_bytes;    /* heap of the model: tokenizer tables, RoPE tables (an upper bound), and
+                          * the weights interleaved at load (slm_model_params.interleave_weights:
+                          * counted here instead of in weights_bytes, their pages are released) */
   size_t kv_bytes;       /* KV cache of the context (deepseek2: the latent cache) */
   size_t context_bytes;  /* everything the context allocates, kv_bytes included */
   size_t total_bytes;    /* weights + model + context */

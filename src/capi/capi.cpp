@@ -209,15 +209,17 @@ size_t max_token_bytes_of(const slm::gguf::File& f) {
   return m;
 }
 
+// interleaved: bytes of weights the model copies (or would copy) into the kernels' interleaved
+// layout at load: heap instead of mapped pages (ModelParams::interleave_weights).
 slm_status estimate(const slm::gguf::File& file, const slm::Model& model, const slm_context_params& cp,
-                    size_t heap, size_t max_token_bytes, slm_memory_estimate* out) {
+                    size_t heap, size_t max_token_bytes, size_t interleaved, slm_memory_estimate* out) {
   const slm::ContextParams p = to_cpp(cp);
   const size_t ctx_bytes = model.context_memory_required(p);
   if (ctx_bytes == 0) return fail(SLM_ERR_INVALID_ARGUMENT, "memory required: context parameters rejected by the model");
   const slm::ModelInfo& info = model.info();
   const size_t elem = p.kv_type == slm::KvType::F32 ? 4 : 2;
-  out->weights_bytes = file.size();
-  out->model_bytes = heap;
+  out->weights_bytes = file.size() - std::min(file.size(), interleaved);
+  out->model_bytes = heap + interleaved;
   out->kv_bytes = 2 * static_cast<size_t>(info.n_layer) * static_cast<size_t>(p.n_ctx) *
                   static_cast<size_t>(info.n_head_kv * info.head_dim) * elem;
   if (info.arch == "deepseek2") {
@@ -235,6 +237,11 @@ slm_status estimate(const slm::gguf::File& file, const slm::Model& model, const 
   out->context_bytes = ctx_bytes + capi_context_bytes(info.n_vocab, cp, max_token_bytes);
   out->total_bytes = out->weights_bytes + out->model_bytes + out->context_bytes;
   return SLM_OK;
+}
+
+// What loading with these params would copy into the interleaved layout (see estimate).
+size_t would_interleave(const slm_model_params& mp, const slm::Model& model) {
+  return mp.interleave_weights != 0 && mp.use_mlock == 0 ? model.info().interleavable_bytes : 0;
 }
 
 bool file_readable(const char* path) {
@@ -489,16 +496,17 @@ slm_status slm_memory_required(const char* path, const slm_model_params* model_p
     if (!read_params(context_params, &cp, slm_context_default_params()))
       return fail(SLM_ERR_INVALID_ARGUMENT, "memory required: bad context_params->struct_size");
     if (const char* bad = check_context_params(cp)) return fail(SLM_ERR_INVALID_ARGUMENT, "memory required: %s", bad);
-    (void)model_params;  // mlock changes nothing in the figures
+    slm_model_params mp;
+    if (!read_params(model_params, &mp, slm_model_default_params()))
+      return fail(SLM_ERR_INVALID_ARGUMENT, "memory required: bad model_params->struct_size");
     std::optional<slm::gguf::File> file;
     if (slm_status s = open_file(path, nullptr, 0, &file); s != SLM_OK) return s;
     const size_t heap = model_heap_estimate(*file), mtb = max_token_bytes_of(*file);
-    const size_t file_size = file->size();
-    auto model = slm::Model::from_file(std::move(*file));  // binds pointers only: nothing copied
+    slm::ModelParams no_copy;
+    no_copy.interleave_weights = false;
+    auto model = slm::Model::from_file(std::move(*file), no_copy);  // binds pointers only: nothing copied
     if (!model) return fail(SLM_ERR_FORMAT, "%s: %s", path, model.error().message.c_str());
-    slm_status s = estimate((*model)->file(), **model, cp, heap, mtb, out);
-    out->weights_bytes = file_size;
-    return s;
+    return estimate((*model)->file(), **model, cp, heap, mtb, would_interleave(mp, **model), out);
   });
 }
 
@@ -510,13 +518,17 @@ slm_status slm_memory_required_buffer(const void* data, size_t size, const slm_m
     if (!read_params(context_params, &cp, slm_context_default_params()))
       return fail(SLM_ERR_INVALID_ARGUMENT, "memory required: bad context_params->struct_size");
     if (const char* bad = check_context_params(cp)) return fail(SLM_ERR_INVALID_ARGUMENT, "memory required: %s", bad);
-    (void)model_params;
+    slm_model_params mp;
+    if (!read_params(model_params, &mp, slm_model_default_params()))
+      return fail(SLM_ERR_INVALID_ARGUMENT, "memory required: bad model_params->struct_size");
     std::optional<slm::gguf::File> file;
     if (slm_status s = open_file(nullptr, data, size, &file); s != SLM_OK) return s;
     const size_t heap = model_heap_estimate(*file), mtb = max_token_bytes_of(*file);
-    auto model = slm::Model::from_file(std::move(*file));
+    slm::ModelParams no_copy;
+    no_copy.interleave_weights = false;
+    auto model = slm::Model::from_file(std::move(*file), no_copy);
     if (!model) return fail(SLM_ERR_FORMAT, "model buffer: %s", model.error().message.c_str());
-    return estimate((*model)->file(), **model, cp, heap, mtb, out);
+    return estimate((*model)->file(), **model, cp, heap, mtb, would_interleave(mp, **model), out);
   });
 }
 
@@ -528,7 +540,8 @@ slm_status slm_model_memory_required(const slm_model* m, const slm_context_param
     if (!read_params(context_params, &cp, slm_context_default_params()))
       return fail(SLM_ERR_INVALID_ARGUMENT, "memory required: bad context_params->struct_size");
     if (const char* bad = check_context_params(cp)) return fail(SLM_ERR_INVALID_ARGUMENT, "memory required: %s", bad);
-    return estimate(m->model->file(), *m->model, cp, m->heap_estimate, m->max_token_bytes, out);
+    return estimate(m->model->file(), *m->model, cp, m->heap_estimate, m->max_token_bytes,
+                    m->model->info().interleaved_bytes, out);
   });
 }
 

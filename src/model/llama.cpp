@@ -400,6 +400,7 @@ class LlamaModel final : public Model {
       if (tok) tokenizer_.emplace(std::move(*tok));
     }
 
+    info_.interleavable_bytes = interleave_bytes(interleave_candidates());
     if (params.interleave_weights && !params.use_mlock) SLM_TRY(interleave_weights());
     info_.interleaved_bytes = interleaved_bytes_;
 
@@ -485,7 +486,7 @@ class LlamaModel final : public Model {
   // level has native kernels for it, and drops their mapped pages (read once here; the copy replaces
   // them). The token embedding stays as mapped: rows are looked up from it, and a tied output
   // reads it too.
-  Status interleave_weights() {
+  std::vector<kernels::Matrix*> interleave_candidates() {
     auto wanted = [](const kernels::Matrix& m) {
       return kernels::can_interleave(m) && kernels::interleave_pays(default_isa_level(), m.type);
     };
@@ -494,9 +495,18 @@ class LlamaModel final : public Model {
       for (kernels::Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
         if (wanted(*m)) mats.push_back(m);
     if (!weights_.tied_output && wanted(weights_.output)) mats.push_back(&weights_.output);
-    auto padded = [](size_t n) { return (n + 63) / 64 * 64; };
+    return mats;
+  }
+  static size_t padded(size_t n) { return (n + 63) / 64 * 64; }
+  static size_t interleave_bytes(const std::vector<kernels::Matrix*>& mats) {
     size_t total = 0;
     for (const kernels::Matrix* m : mats) total += padded(kernels::interleaved_bytes(*m));
+    return total;
+  }
+
+  Status interleave_weights() {
+    const std::vector<kernels::Matrix*> mats = interleave_candidates();
+    const size_t total = interleave_bytes(mats);
     if (total == 0) return Status::success();
     interleaved_.reset(static_cast<uint8_t*>(std::aligned_alloc(64, total)));
     if (!interleaved_)
@@ -613,9 +623,9 @@ class LlamaContext final : public model_memory::ContextBase, private LlamaBuffer
         if (L.bq) ops::add(isa(), q_ + t * Q, L.bq, Q);
         if (L.bk) ops::add(isa(), k_ + t * KV, L.bk, KV);
         if (L.bv) ops::add(isa(), v_ + t * KV, L.bv, KV);
-        ops::rope(isa(), q_ + t * Q, c.n_head, c.head_dim, c.n_rot, cos_ + t * half, sin_ + t * half, c.rope_style);
-        ops::rope(isa(), k_ + t * KV, c.n_head_kv, c.head_dim, c.n_rot, cos_ + t * half, sin_ + t * half, c.rope_style);
-        ops::kv_store(isa(), kv, pos0 + t, k_ + t * KV, v_ + t * KV);
+        ops::rope(q_ + t * Q, c.n_head, c.head_dim, c.n_rot, cos_ + t * half, sin_ + t * half, c.rope_style);
+        ops::rope(k_ + t * KV, c.n_head_kv, c.head_dim, c.n_rot, cos_ + t * half, sin_ + t * half, c.rope_style);
+        ops::kv_store(kv, pos0 + t, k_ + t * KV, v_ + t * KV);
       }
       const int64_t items = T * c.n_head;
       auto attend = [&](int i, int n) {
