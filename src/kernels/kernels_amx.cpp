@@ -5,6 +5,8 @@
 
 #include "kernels/x86_simd.hpp"
 #include "kernels/x16_x86.hpp"
+#include "kernels/gemm_kquant_x86.hpp"
+#include "kernels/gemm_kquant_amx.hpp"
 
 // GCC spells the feature macros __AMX_TILE__ / __AMX_INT8__, clang __AMXTILE__ / __AMXINT8__.
 #if !(defined(__AMX_TILE__) || defined(__AMXTILE__)) || !(defined(__AMX_INT8__) || defined(__AMXINT8__)) || \
@@ -217,6 +219,7 @@ void add_amx_kernels(KernelTable& table) {
   q8.rows_x16 = gemm_amx<pack_panel_x16<Panel, kPanelRows, false, -128>, rows_q8_0_x16_gemv>;
   q4.name_x16 = "gemm_q4_0_x16_q8_0_amx";
   q4.rows_x16 = gemm_amx<pack_panel_x16<Panel, kPanelRows, true, -8>, rows_q4_0_x16_gemv>;
+  add_amx_kquant_gemm(table);  // K-quants: scales folded into the tiles (gemm_kquant_amx.hpp)
 }
 
 }  // namespace slm::kernels::detail
