@@ -11,7 +11,7 @@ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_C_COMPILER=aarch64-linux-gnu-gcc -DCMAKE_CXX_COMPILER=aarch64-linux-gnu-g++ \
   -DCMAKE_CROSSCOMPILING_EMULATOR="qemu-aarch64;-L;/usr/aarch64-linux-gnu" \
   -DSLM_WERROR=ON -DSLM_BUILD_TOOLS=OFF >/dev/null
-tests=(test_quant test_quant_roundtrip test_kernels test_thread_pool)
+tests=(test_quant test_quant_roundtrip test_kernels test_kernels_neon test_thread_pool)
 cmake --build "$build" -j "$(nproc)" --target "${tests[@]}"
 cd "$build"
 ctest --output-on-failure -j "$(nproc)" -R "^($(IFS='|'; echo "${tests[*]}"))\$"
