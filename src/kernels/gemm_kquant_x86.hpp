@@ -1,7 +1,7 @@
 // Internal: the register-blocked GEMM for the K-quants (Q4_K, Q5_K, Q6_K weights x Q8_K
 // activations) with AVX-512 VNNI, for prefill. Include after x86_simd.hpp, only from files
-// compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vnni (kernels_avx512vnni.cpp; the AMX
-// table inherits these entries from the level below it).
+// compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vnni (kernels_avx512vnni.cpp, and
+// kernels_amx.cpp, whose gemm_kquant_amx.hpp packs through these panels).
 //
 // A panel of 32 weight rows is repacked per chunk of super-blocks so that one zmm holds 4
 // consecutive codes of each of 16 rows, as unsigned bytes (Q4_K 0..15, Q5_K 0..31, Q6_K 0..63):
