@@ -12,13 +12,16 @@
 
 namespace slm {
 
-// Kernel levels. x86 and Arm each form a chain where every level includes the ones before it:
+// Kernel levels. Each level's kernels extend those of the level it builds on:
 //   scalar < avx2 (+FMA, F16C) < avx512 (F, BW, VL) < avx512vnni < amx (AMX-INT8/BF16 tiles)
+//   scalar < avx2 < avxvnni (256-bit VEX VNNI: Alder Lake and later cores without AVX-512)
 //   scalar < neon < neon_dotprod
-enum class IsaLevel : int { scalar = 0, avx2, avx512, avx512vnni, amx, neon, neon_dotprod };
-constexpr int kIsaLevelCount = 7;
+// A level runs only where the CPU has all of its own features (AVX-512 does not imply AVX-VNNI).
+// The values are this build's table indices, not an ABI: the C API names levels by string.
+enum class IsaLevel : int { scalar = 0, avx2, avxvnni, avx512, avx512vnni, amx, neon, neon_dotprod };
+constexpr int kIsaLevelCount = 8;
 
-// "scalar", "avx2", "avx512", "avx512vnni", "amx", "neon", "neon-dotprod".
+// "scalar", "avx2", "avxvnni", "avx512", "avx512vnni", "amx", "neon", "neon-dotprod".
 const char* isa_level_name(IsaLevel level);
 // Parses a name as printed by isa_level_name (case-insensitive; "neon_dotprod" also accepted).
 Expected<IsaLevel> parse_isa_level(std::string_view name);

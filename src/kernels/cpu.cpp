@@ -26,8 +26,8 @@
 namespace slm {
 namespace {
 
-constexpr const char* kLevelNames[kIsaLevelCount] = {"scalar", "avx2",     "avx512",      "avx512vnni",
-                                                     "amx",    "neon",     "neon-dotprod"};
+constexpr const char* kLevelNames[kIsaLevelCount] = {"scalar",     "avx2", "avxvnni", "avx512",
+                                                     "avx512vnni", "amx",  "neon",    "neon-dotprod"};
 
 #if defined(__x86_64__)
 // XCR0: which register states the OS saves on context switch. A CPU may report AVX-512 in
@@ -92,6 +92,7 @@ bool cpu_runs(const CpuFeatures& f, IsaLevel level) {
   switch (level) {
     case IsaLevel::scalar: return true;
     case IsaLevel::avx2: return f.avx2 && f.fma && f.f16c;
+    case IsaLevel::avxvnni: return cpu_runs(f, IsaLevel::avx2) && f.avx_vnni;
     case IsaLevel::avx512: return cpu_runs(f, IsaLevel::avx2) && f.avx512f && f.avx512bw && f.avx512vl;
     case IsaLevel::avx512vnni: return cpu_runs(f, IsaLevel::avx512) && f.avx512vnni;
     case IsaLevel::amx: return cpu_runs(f, IsaLevel::avx512vnni) && f.amx_int8;
@@ -101,7 +102,8 @@ bool cpu_runs(const CpuFeatures& f, IsaLevel level) {
   return false;
 }
 
-// Levels this build has kernels for; the chain each one extends.
+// Levels this build has kernels for and the level each one extends, in order of preference:
+// the last one the CPU runs is the default (so amx beats avxvnni where both run).
 using AddFn = void (*)(kernels::detail::KernelTable&);
 struct LevelBuild {
   IsaLevel level;
@@ -111,6 +113,7 @@ struct LevelBuild {
 constexpr LevelBuild kBuilds[] = {
 #if defined(__x86_64__)
     {IsaLevel::avx2, IsaLevel::scalar, kernels::detail::add_avx2_kernels},
+    {IsaLevel::avxvnni, IsaLevel::avx2, kernels::detail::add_avxvnni_kernels},
     {IsaLevel::avx512, IsaLevel::avx2, kernels::detail::add_avx512_kernels},
     {IsaLevel::avx512vnni, IsaLevel::avx512, kernels::detail::add_avx512vnni_kernels},
     {IsaLevel::amx, IsaLevel::avx512vnni, kernels::detail::add_amx_kernels},
@@ -197,8 +200,8 @@ Expected<IsaLevel> parse_isa_level(std::string_view name) {
     }
     if (same) return static_cast<IsaLevel>(i);
   }
-  return errorf("unknown ISA level '%.*s' (expected scalar, avx2, avx512, avx512vnni, amx, neon "
-                "or neon-dotprod)", static_cast<int>(name.size()), name.data());
+  return errorf("unknown ISA level '%.*s' (expected scalar, avx2, avxvnni, avx512, avx512vnni, amx, "
+                "neon or neon-dotprod)", static_cast<int>(name.size()), name.data());
 }
 
 const CpuFeatures& cpu_features() { return state().features; }

@@ -1,4 +1,5 @@
-// Internal: the elementwise hot-path ops (exp, SiLU-gated product, softmax, RMSNorm, add) written
+// Internal: the elementwise hot-path ops (exp, SiLU-gated product, softmax, RMSNorm, add, and
+// RoPE / f32 -> f16 rows with a few ISA-specific lines) written
 // once over a vector-traits type V, instantiated by each ISA file with its own V (VecAvx2 and
 // VecAvx512 in x86_simd.hpp, VecNeon in arm_neon.hpp). Include only from a per-ISA file, after
 // that file's intrinsics header: everything here has internal linkage, like x86_simd.hpp.
@@ -20,6 +21,12 @@
 #include <limits>
 
 #include "kernels/kernel_table.hpp"
+
+#if defined(__AVX2__) || defined(__F16C__)
+#include <immintrin.h>
+#elif defined(__ARM_NEON)
+#include <arm_neon.h>
+#endif
 
 namespace slm::kernels::detail {
 namespace {
@@ -150,6 +157,97 @@ void add_rows_v(float* x, const float* y, int64_t n) {
   for (; i < n; ++i) x[i] += y[i];
 }
 
+// ============================================================================================
+// RoPE and the f32 -> f16 row conversion (KV-cache stores): the scalar loops' arithmetic, lane by
+// lane, so every level gives their bits. Rope's products are separate multiplies (vector mul,
+// sub, add; the ISA files build with -ffp-contract=off for the scalar tails). The pair layouts:
+//   neox (i, i + n_rot/2): both halves are contiguous, any V does it;
+//   adjacent (2i, 2i+1): deinterleaved with the ISA's shuffles (AVX2: 8 pairs per step with
+//   vshufps / vunpck{l,h}ps; NEON: vld2q / vst2q, 4 pairs), the rest of a head in scalar code.
+// f32 -> f16: vcvtps2ph with round-to-nearest-even (F16C) or fcvtn (NEON, FPCR's default
+// rounding) and the scalar code's NaN rule (quiet, top payload bits kept); other V: scalar.
+
+inline void rope_pair_scalar(float* v, int64_t ia, int64_t ib, float c, float sn) {
+  const float a = v[ia], b = v[ib];
+  const float ac = a * c, bs = b * sn, as = a * sn, bc = b * c;
+  v[ia] = ac - bs;
+  v[ib] = as + bc;
+}
+
+template <class V>
+void rope_v(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos_v, const float* sin_v,
+            bool neox) {
+  const int64_t half = n_rot / 2;
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* v = x + h * head_dim;
+    int64_t i = 0;
+    if (neox) {
+      for (; i + V::kLanes <= half; i += V::kLanes) {
+        const auto a = V::load(v + i), b = V::load(v + half + i);
+        const auto c = V::load(cos_v + i), sn = V::load(sin_v + i);
+        V::store(v + i, V::sub(V::mul(a, c), V::mul(b, sn)));
+        V::store(v + half + i, V::add(V::mul(a, sn), V::mul(b, c)));
+      }
+      for (; i < half; ++i) rope_pair_scalar(v, i, i + half, cos_v[i], sin_v[i]);
+      continue;
+    }
+#if defined(__AVX2__)
+    for (; i + 8 <= half; i += 8) {
+      // x0 = a0 b0 a1 b1 | a2 b2 a3 b3, x1 = a4 b4 a5 b5 | a6 b6 a7 b7: vshufps picks per 128-bit
+      // lane, so a = a0 a1 a4 a5 | a2 a3 a6 a7 (b alike); cos and sin are permuted to match
+      // (64-bit elements 0 2 1 3), and vunpck{l,h}ps restore the pair order.
+      const __m256 x0 = _mm256_loadu_ps(v + 2 * i), x1 = _mm256_loadu_ps(v + 2 * i + 8);
+      const __m256 a = _mm256_shuffle_ps(x0, x1, 0x88), b = _mm256_shuffle_ps(x0, x1, 0xdd);
+      const __m256 c = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_loadu_ps(cos_v + i)), 0xd8));
+      const __m256 sn = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_loadu_ps(sin_v + i)), 0xd8));
+      const __m256 ra = _mm256_sub_ps(_mm256_mul_ps(a, c), _mm256_mul_ps(b, sn));
+      const __m256 rb = _mm256_add_ps(_mm256_mul_ps(a, sn), _mm256_mul_ps(b, c));
+      _mm256_storeu_ps(v + 2 * i, _mm256_unpacklo_ps(ra, rb));
+      _mm256_storeu_ps(v + 2 * i + 8, _mm256_unpackhi_ps(ra, rb));
+    }
+#elif defined(__ARM_NEON)
+    for (; i + 4 <= half; i += 4) {
+      const float32x4x2_t ab = vld2q_f32(v + 2 * i);
+      const float32x4_t c = vld1q_f32(cos_v + i), sn = vld1q_f32(sin_v + i);
+      float32x4x2_t r;
+      r.val[0] = vsubq_f32(vmulq_f32(ab.val[0], c), vmulq_f32(ab.val[1], sn));
+      r.val[1] = vaddq_f32(vmulq_f32(ab.val[0], sn), vmulq_f32(ab.val[1], c));
+      vst2q_f32(v + 2 * i, r);
+    }
+#endif
+    for (; i < half; ++i) rope_pair_scalar(v, 2 * i, 2 * i + 1, cos_v[i], sin_v[i]);
+  }
+}
+
+#if defined(__F16C__) || defined(__ARM_NEON)
+#if defined(__F16C__)
+constexpr int kF16Lanes = 8;
+inline void f32_to_f16_lanes(const float* x, uint16_t* out) {
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out),
+                   _mm256_cvtps_ph(_mm256_loadu_ps(x), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+#else
+constexpr int kF16Lanes = 4;
+inline void f32_to_f16_lanes(const float* x, uint16_t* out) {
+  vst1_u16(out, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(x))));
+}
+#endif
+
+// Tails go through a padded copy, so every element takes the vector instruction.
+inline void f32_to_f16_row_v(const float* x, uint16_t* out, int64_t n) {
+  int64_t i = 0;
+  for (; i + kF16Lanes <= n; i += kF16Lanes) f32_to_f16_lanes(x + i, out + i);
+  if (i < n) {
+    float buf[kF16Lanes] = {};
+    uint16_t h[kF16Lanes];
+    const auto rest = static_cast<size_t>(n - i);
+    std::memcpy(buf, x + i, rest * sizeof(float));
+    f32_to_f16_lanes(buf, h);
+    std::memcpy(out + i, h, rest * sizeof(uint16_t));
+  }
+}
+#endif
+
 template <class V>
 void add_vector_ops(KernelTable& table) {
   table.exp = exp_rows_v<V>;
@@ -157,6 +255,10 @@ void add_vector_ops(KernelTable& table) {
   table.softmax = softmax_v<V>;
   table.rmsnorm = rmsnorm_v<V>;
   table.add = add_rows_v<V>;
+  table.rope = rope_v<V>;
+#if defined(__F16C__) || defined(__ARM_NEON)
+  table.f32_to_f16 = f32_to_f16_row_v;
+#endif
 }
 
 }  // namespace

@@ -1,10 +1,12 @@
 // The elementwise ops' scalar reference loops (the IsaLevel::scalar entries; these are the loops
 // ops.cpp ran before the ops had vector kernels, so the scalar level keeps their exact results)
-// and the kernels::exp_f32 / silu_mul / softmax / rmsnorm / add entry points. Compiled for the
+// and the kernels::exp_f32 / silu_mul / softmax / rmsnorm / add / rope / f32_to_f16_row entry
+// points. Compiled for the
 // baseline ISA like the rest of the library.
 #include <cmath>
 
 #include "kernels/kernel_table.hpp"
+#include "slm/dtype.hpp"
 
 namespace slm::kernels {
 namespace detail {
@@ -47,6 +49,30 @@ void add_scalar(float* x, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
 }
 
+// The loop ops::rope always ran, each product rounded on its own: the products are separate
+// statements, so no compiler setting fuses them into an FMA (clang's default contracts only
+// within an expression; GCC's ISO C++ mode not at all), and the vector versions match it.
+void rope_scalar(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos_v, const float* sin_v,
+                 bool neox) {
+  const int64_t half = n_rot / 2;
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* v = x + h * head_dim;
+    for (int64_t i = 0; i < half; ++i) {
+      // (a, b) -> (a cos - b sin, a sin + b cos)
+      const int64_t ia = neox ? i : 2 * i;
+      const int64_t ib = neox ? i + half : 2 * i + 1;
+      const float a = v[ia], b = v[ib];
+      const float ac = a * cos_v[i], bs = b * sin_v[i], as = a * sin_v[i], bc = b * cos_v[i];
+      v[ia] = ac - bs;
+      v[ib] = as + bc;
+    }
+  }
+}
+
+void f32_to_f16_scalar(const float* x, uint16_t* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = slm::f32_to_f16(x[i]);
+}
+
 }  // namespace
 
 void add_scalar_vector_ops(KernelTable& table) {
@@ -55,6 +81,8 @@ void add_scalar_vector_ops(KernelTable& table) {
   table.softmax = softmax_scalar;
   table.rmsnorm = rmsnorm_scalar;
   table.add = add_scalar;
+  table.rope = rope_scalar;
+  table.f32_to_f16 = f32_to_f16_scalar;
 }
 
 }  // namespace detail
@@ -73,5 +101,12 @@ void rmsnorm(IsaLevel level, float* out, const float* x, const float* weight, in
   table_for(level).rmsnorm(out, x, weight, n, eps);
 }
 void add(IsaLevel level, float* x, const float* y, int64_t n) { table_for(level).add(x, y, n); }
+void rope(IsaLevel level, float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos_v,
+          const float* sin_v, bool neox) {
+  table_for(level).rope(x, n_heads, head_dim, n_rot, cos_v, sin_v, neox);
+}
+void f32_to_f16_row(IsaLevel level, const float* x, uint16_t* out, int64_t n) {
+  table_for(level).f32_to_f16(x, out, n);
+}
 
 }  // namespace slm::kernels

@@ -126,12 +126,28 @@ void quantize_act_q8x(const float* x, void* dst, int64_t n_cols) {
 // ============================================================================================
 // 32-byte integer dot products -> 8 int32 partial sums (their total is the block's sum).
 
+// 256-bit VNNI, when this file is compiled with it: vpdpbusd (u8 x s8, 4 products summed into
+// each int32 lane) and vpdpwssd (s16 x s16 pairs), EVEX-encoded with AVX-512 VNNI + VL or
+// VEX-encoded with AVX-VNNI (kernels_avxvnni.cpp). Both are exact (no intermediate 16-bit
+// saturation), so wherever maddubs + madd does not saturate they give the same sums.
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+#define SLM_X86_VNNI256 1
+inline __m256i dpbusd256(__m256i acc, __m256i u, __m256i s) { return _mm256_dpbusd_epi32(acc, u, s); }
+inline __m256i dpwssd256(__m256i acc, __m256i a, __m256i b) { return _mm256_dpwssd_epi32(acc, a, b); }
+#elif defined(__AVXVNNI__)
+#define SLM_X86_VNNI256 1
+inline __m256i dpbusd256(__m256i acc, __m256i u, __m256i s) { return _mm256_dpbusd_avx_epi32(acc, u, s); }
+inline __m256i dpwssd256(__m256i acc, __m256i a, __m256i b) { return _mm256_dpwssd_avx_epi32(acc, a, b); }
+#else
+#define SLM_X86_VNNI256 0
+#endif
+
 // Signed x signed (codes in -127..127): the sign trick. maddubs multiplies unsigned by signed
 // bytes, so use |w| and a * sign(w); pairs sum to at most 2 * 127 * 127 < 2^15, no saturation.
 inline __m256i dot_s8s8(__m256i w, __m256i a) {
   const __m256i uw = _mm256_sign_epi8(w, w), sa = _mm256_sign_epi8(a, w);
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
-  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), uw, sa);
+#if SLM_X86_VNNI256
+  return dpbusd256(_mm256_setzero_si256(), uw, sa);
 #else
   return _mm256_madd_epi16(_mm256_maddubs_epi16(uw, sa), _mm256_set1_epi16(1));
 #endif
@@ -139,8 +155,8 @@ inline __m256i dot_s8s8(__m256i w, __m256i a) {
 
 // Unsigned (0..15 nibbles) x signed: pairs sum to at most 2 * 15 * 127, no saturation.
 inline __m256i dot_u4s8(__m256i w, __m256i a) {
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
-  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, a);
+#if SLM_X86_VNNI256
+  return dpbusd256(_mm256_setzero_si256(), w, a);
 #else
   return _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), _mm256_set1_epi16(1));
 #endif
@@ -228,8 +244,8 @@ inline __m256i block_dot_q8_0(const quant::block_q8_0& w, const ActQ8x& a, int64
 inline __m256i block_dot_q4_0(const quant::block_q4_0& w, const ActQ8x& a, int64_t i) {
   const __m256i a8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 32 * i));
   const __m256i q = unpack_q4_0(w.qs);
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
-  return _mm256_dpbusd_epi32(_mm256_set1_epi32(-a.sum[i]), q, a8);
+#if SLM_X86_VNNI256
+  return dpbusd256(_mm256_set1_epi32(-a.sum[i]), q, a8);
 #else
   return _mm256_sub_epi32(dot_u4s8(q, a8), _mm256_set1_epi32(a.sum[i]));
 #endif
@@ -471,10 +487,10 @@ void quantize_act_q8_k(const float* x, void* dst, int64_t n_cols) {
 
 // maddubs, then madd with the sub-block scale instead of ones: the scale multiplies the 16-bit
 // pair sums (|pair| <= 2 * 63 * 127) and the products are summed in 32 bits, exactly. With
-// AVX-512 VNNI, vpdpwssd does the madd and the accumulation in one instruction.
+// 256-bit VNNI, vpdpwssd does the madd and the accumulation in one instruction.
 inline __m256i dot_scaled_u8s8_acc(__m256i acc, __m256i w, __m256i a, __m256i scale16) {
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
-  return _mm256_dpwssd_epi32(acc, _mm256_maddubs_epi16(w, a), scale16);
+#if SLM_X86_VNNI256
+  return dpwssd256(acc, _mm256_maddubs_epi16(w, a), scale16);
 #else
   return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(w, a), scale16));
 #endif
@@ -1091,8 +1107,8 @@ inline __m256i block_dot_q5_1(const quant::block_q5_1& w, const ActQ8x& a, int64
 inline __m256i block_dot_q5_0(const quant::block_q5_0& w, const ActQ8x& a, int64_t i) {
   const __m256i a8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 32 * i));
   const __m256i q = _mm256_or_si256(unpack_q4_0(w.qs), unpack_q5_high(w.qh));
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
-  return _mm256_dpbusd_epi32(_mm256_set1_epi32(-2 * a.sum[i]), q, a8);
+#if SLM_X86_VNNI256
+  return dpbusd256(_mm256_set1_epi32(-2 * a.sum[i]), q, a8);
 #else
   return _mm256_sub_epi32(dot_u4s8(q, a8), _mm256_set1_epi32(2 * a.sum[i]));
 #endif

@@ -845,12 +845,11 @@ class Deepseek2Context final : public model_memory::ContextBase, private Deepsee
     for (int64_t t = 0; t < T; ++t) {
       float* kv = kva_ + t * R;
       ops::rmsnorm(isa(), kv, kv, L.kv_a_norm, dc, c.rms_eps);
-      ops::rope(kv + dc, 1, dr, dr, cos_ + t * half, sin_ + t * half, ops::RopeStyle::AdjacentPairs);
-      ops::rope(q_ + t * H * dk + dn, H, dk, dr, cos_ + t * half, sin_ + t * half, ops::RopeStyle::AdjacentPairs);
+      ops::rope(isa(), kv + dc, 1, dr, dr, cos_ + t * half, sin_ + t * half, ops::RopeStyle::AdjacentPairs);
+      ops::rope(isa(), q_ + t * H * dk + dn, H, dk, dr, cos_ + t * half, sin_ + t * half, ops::RopeStyle::AdjacentPairs);
       const size_t off = static_cast<size_t>(pos0 + t) * static_cast<size_t>(R);
       if (f16_cache()) {
-        uint16_t* dst = reinterpret_cast<uint16_t*>(layer) + off;
-        for (int64_t i = 0; i < R; ++i) dst[i] = f32_to_f16(kv[i]);
+        kernels::f32_to_f16_row(isa(), kv, reinterpret_cast<uint16_t*>(layer) + off, R);
       } else {
         std::memcpy(reinterpret_cast<float*>(layer) + off, kv, static_cast<size_t>(R) * sizeof(float));
       }

@@ -623,9 +623,9 @@ class LlamaContext final : public model_memory::ContextBase, private LlamaBuffer
         if (L.bq) ops::add(isa(), q_ + t * Q, L.bq, Q);
         if (L.bk) ops::add(isa(), k_ + t * KV, L.bk, KV);
         if (L.bv) ops::add(isa(), v_ + t * KV, L.bv, KV);
-        ops::rope(q_ + t * Q, c.n_head, c.head_dim, c.n_rot, cos_ + t * half, sin_ + t * half, c.rope_style);
-        ops::rope(k_ + t * KV, c.n_head_kv, c.head_dim, c.n_rot, cos_ + t * half, sin_ + t * half, c.rope_style);
-        ops::kv_store(kv, pos0 + t, k_ + t * KV, v_ + t * KV);
+        ops::rope(isa(), q_ + t * Q, c.n_head, c.head_dim, c.n_rot, cos_ + t * half, sin_ + t * half, c.rope_style);
+        ops::rope(isa(), k_ + t * KV, c.n_head_kv, c.head_dim, c.n_rot, cos_ + t * half, sin_ + t * half, c.rope_style);
+        ops::kv_store(isa(), kv, pos0 + t, k_ + t * KV, v_ + t * KV);
       }
       const int64_t items = T * c.n_head;
       auto attend = [&](int i, int n) {

@@ -76,20 +76,9 @@ void rope_cos_sin(float* cos_out, float* sin_out, const float* inv_freq, int64_t
   }
 }
 
-void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos_v,
+void rope(IsaLevel isa, float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos_v,
           const float* sin_v, RopeStyle style) {
-  const int64_t half = n_rot / 2;
-  for (int64_t h = 0; h < n_heads; ++h) {
-    float* v = x + h * head_dim;
-    for (int64_t i = 0; i < half; ++i) {
-      // (a, b) -> (a cos - b sin, a sin + b cos)
-      const int64_t ia = style == RopeStyle::AdjacentPairs ? 2 * i : i;
-      const int64_t ib = style == RopeStyle::AdjacentPairs ? 2 * i + 1 : i + half;
-      const float a = v[ia], b = v[ib];
-      v[ia] = a * cos_v[i] - b * sin_v[i];
-      v[ib] = a * sin_v[i] + b * cos_v[i];
-    }
-  }
+  kernels::rope(isa, x, n_heads, head_dim, n_rot, cos_v, sin_v, style == RopeStyle::NeoxHalves);
 }
 
 // ---- Attention -------------------------------------------------------------------------------
@@ -97,14 +86,10 @@ void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const floa
 // The value sum is kernels::weighted_row_sum (vectorized per ISA level, same results as the
 // scalar loop).
 
-void kv_store(const KvLayer& layer, int64_t pos, const float* k, const float* v) {
+void kv_store(IsaLevel isa, const KvLayer& layer, int64_t pos, const float* k, const float* v) {
   if (layer.f16) {
-    uint16_t* kp = static_cast<uint16_t*>(layer.k) + pos * layer.kv_dim;
-    uint16_t* vp = static_cast<uint16_t*>(layer.v) + pos * layer.kv_dim;
-    for (int64_t i = 0; i < layer.kv_dim; ++i) {
-      kp[i] = f32_to_f16(k[i]);
-      vp[i] = f32_to_f16(v[i]);
-    }
+    kernels::f32_to_f16_row(isa, k, static_cast<uint16_t*>(layer.k) + pos * layer.kv_dim, layer.kv_dim);
+    kernels::f32_to_f16_row(isa, v, static_cast<uint16_t*>(layer.v) + pos * layer.kv_dim, layer.kv_dim);
   } else {
     std::memcpy(static_cast<float*>(layer.k) + pos * layer.kv_dim, k, sizeof(float) * layer.kv_dim);
     std::memcpy(static_cast<float*>(layer.v) + pos * layer.kv_dim, v, sizeof(float) * layer.kv_dim);

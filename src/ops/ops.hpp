@@ -55,8 +55,10 @@ void llama3_freq_factors(float* factors, int64_t n_rot, double base, double fact
 // cos/sin of the n_rot/2 angles of position pos.
 void rope_cos_sin(float* cos_out, float* sin_out, const float* inv_freq, int64_t n_rot, int64_t pos);
 
-// Rotates the first n_rot elements of each of n_heads heads of x (head_dim apart), in place.
-void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos_v,
+// Rotates the first n_rot elements of each of n_heads heads of x (head_dim apart), in place:
+// (a, b) -> (a cos - b sin, a sin + b cos), products rounded one by one. Runs the kernels
+// layer's vector code for `isa` (kernels::rope); every level gives the same bits.
+void rope(IsaLevel isa, float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos_v,
           const float* sin_v, RopeStyle style);
 
 // ---- Attention ------------------------------------------------------------------------------
@@ -69,8 +71,9 @@ struct KvLayer {
   int64_t kv_dim = 0;
 };
 
-// Writes k and v (kv_dim floats each) at position pos.
-void kv_store(const KvLayer& layer, int64_t pos, const float* k, const float* v);
+// Writes k and v (kv_dim floats each) at position pos; an F16 cache rounds them with
+// kernels::f32_to_f16_row at level `isa` (the same bits at every level).
+void kv_store(IsaLevel isa, const KvLayer& layer, int64_t pos, const float* k, const float* v);
 
 // Causal grouped-query attention for n_tokens queries at positions pos0 .. pos0+n_tokens-1
 // (keys/values for positions <= each query's position must already be stored). Query head h
