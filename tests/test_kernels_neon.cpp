@@ -4,7 +4,8 @@
 // weighted_row_sum) or within a stated summation-order bound (float weights), over random data
 // and edge shapes, with NaN-prefilled outputs. On other machines there is no NEON level: the
 // same comparisons run for every SIMD level this CPU has (x86 keeps the same contracts), and a
-// MESSAGE says the NEON-specific checks did not run.
+// MESSAGE says the NEON-specific checks did not run. Also the i8mm (SMMLA) Q8_0 / Q4_0 GEMM that
+// neon-dotprod installs when the CPU has it.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -19,6 +20,10 @@
 #include "quant/quant.hpp"
 #include "slm/cpu.hpp"
 #include "slm/dtype.hpp"
+
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
 
 using namespace slm;
 
@@ -365,4 +370,48 @@ TEST_CASE("weighted_row_sum: every SIMD level equals the scalar table bit for bi
 #else
   note_if_no_neon("the weighted_row_sum check");
 #endif
+}
+
+TEST_CASE("Q8_0 / Q4_0 at neon-dotprod with i8mm: the SMMLA GEMM equals the scalar table bit for bit") {
+  // kernels_neon_i8mm.cpp: 4-row x 4-token SMMLA tiles with the tails repeating a row / token,
+  // each block added with the reference's expression. Rows 1..37, K from one block, tokens 1..17.
+  const auto* table = kernels::detail::kernel_table(IsaLevel::neon_dotprod);
+  bool i8mm = false;
+#if defined(__aarch64__) && defined(__linux__)
+  i8mm = (getauxval(AT_HWCAP2) & (1UL << 13)) != 0;  // HWCAP2_I8MM
+#endif
+  if (table) {
+    for (DType type : {DType::Q8_0, DType::Q4_0}) {
+      const std::string name = table->by_type[static_cast<int>(type)].name;
+      CHECK_MESSAGE((name.find("_neon_i8mm") != std::string::npos) == i8mm, name);
+    }
+  }
+  if (!i8mm) {
+    MESSAGE("no i8mm (HWCAP2_I8MM) here: the SMMLA GEMM check did not run (qemu-aarch64 -cpu max runs it)");
+    return;
+  }
+  uint32_t seed = 9100;
+  for (DType type : {DType::Q8_0, DType::Q4_0}) {
+    for (int64_t rows : {1, 3, 5, 33, 37}) {
+      for (int64_t blocks : {1, 9}) {
+        for (int64_t tokens : {1, 2, 3, 4, 5, 7, 8, 9, 17}) {
+          if (rows > 5 && tokens % 4 == 3 && tokens != 3) continue;  // keep qemu short
+          Problem p = make_problem(type, rows, 32 * blocks, tokens, seed++);
+          const Result ref = run(p, IsaLevel::scalar);
+          const Result got = run(p, IsaLevel::neon_dotprod);
+          REQUIRE(ref.status.ok());
+          REQUIRE(got.status.ok());
+          int diff = 0, canary = 0;
+          for (int64_t t = 0; t < p.tokens; ++t)
+            for (int64_t r = 0; r < p.ldy; ++r) {
+              const size_t i = static_cast<size_t>(t * p.ldy + r);
+              if (r >= p.rows) canary += !std::isnan(got.y[i]);
+              else diff += std::memcmp(&got.y[i], &ref.y[i], sizeof(float)) != 0 || std::isnan(got.y[i]);
+            }
+          CHECK_MESSAGE(diff == 0, describe(p, IsaLevel::neon_dotprod) << ": " << diff << " outputs differ");
+          CHECK_MESSAGE(canary == 0, describe(p, IsaLevel::neon_dotprod) << ": wrote past n_rows");
+        }
+      }
+    }
+  }
 }
