@@ -43,14 +43,14 @@ struct KqAmxPanel {
 
 // Packs through the VNNI panel (codes, per-row scales), then scales and splits the codes.
 template <class Block>
-void kq_amx_pack(const Matrix& w, int64_t r, int n, int64_t sb0, int nsb, KqPanel<KqFormat<Block>>& tmp,
+void kq_amx_pack(const Matrix& w, int64_t r, int n, int64_t sb0, int nsb, KqPanelSb<KqFormat<Block>>& tmp,
                  KqAmxPanel<KqFormat<Block>>& p) {
   using F = KqFormat<Block>;
   const __m512i m00ff = _mm512_set1_epi16(0x00ff), mff00 = _mm512_set1_epi16(static_cast<short>(0xff00));
   const __m512i lo16 = _mm512_set1_epi32(0xffff);
   for (int s = 0; s < nsb; ++s) {
-    kq_pack_panel<Block>(w, r, n, sb0 + s, 1, tmp);  // one super-block into tmp.sb[0]
-    const KqPanelSb<F>& src = tmp.sb[0];
+    kq_pack_panel<Block>(w, r, n, sb0 + s, 1, &tmp);  // one super-block at a time
+    const KqPanelSb<F>& src = tmp;
     KqAmxSb<F>& dst = p.sb[s];
     for (int half = 0; half < 2; ++half) {
       for (int G = 0; G < F::kSubs * F::kGroups; ++G) {
@@ -190,7 +190,7 @@ void gemm_kquant_amx(const Matrix& w, int64_t r0, int64_t r1, const void* act, s
   }
   const auto* act_bytes = static_cast<const uint8_t*>(act);
   const int64_t n_sb = w.n_cols / 256;
-  KqPanel<F> tmp;
+  KqPanelSb<F> tmp;
   KqAmxPanel<F> panel;
   int configured = 0;
   for (int64_t r = r0; r < r1; r += kKqPanelRows) {

@@ -97,7 +97,7 @@ inline __m512i kq_gather(__m512i off, const uint8_t* base) { return _mm512_i32ga
 // panel. Q4_K / Q5_K.
 template <class Block>
 void kq_pack16_q45(const uint8_t* first_row, size_t row_stride, int n_valid, int64_t sb0, int nsb, int half,
-                   KqPanel<KqFormat<Block>>& p) {
+                   KqPanelSb<KqFormat<Block>>* sbs) {
   using F = KqFormat<Block>;
   const __m512i off = kq_row_offsets(n_valid, row_stride);
   const __mmask16 valid = static_cast<__mmask16>((1u << n_valid) - 1);
@@ -106,7 +106,7 @@ void kq_pack16_q45(const uint8_t* first_row, size_t row_stride, int n_valid, int
                 two = _mm512_set1_epi32(0x03030303), one = _mm512_set1_epi32(0x01010101);
   for (int s = 0; s < nsb; ++s) {
     const uint8_t* blk = first_row + static_cast<size_t>(sb0 + s) * sizeof(Block);
-    KqPanelSb<F>& out = p.sb[s];
+    KqPanelSb<F>& out = sbs[s];
     const __m512i hdr = kq_gather(off, blk);  // f16 d | f16 dmin << 16
     _mm512_storeu_ps(out.d + 16 * half, _mm512_maskz_mov_ps(valid, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(hdr))));
     _mm512_storeu_ps(out.dmin + 16 * half,
@@ -159,7 +159,7 @@ void kq_pack16_q45(const uint8_t* first_row, size_t row_stride, int n_valid, int
 // Q6_K: element e = 128h + 32k + l has its low nibble in ql[64h + 32(k % 2) + l] (k < 2: low,
 // else high) and its top two bits at bits 2k..2k+1 of qh[32h + l]; sub-block s = e / 16.
 inline void kq_pack16_q6(const uint8_t* first_row, size_t row_stride, int n_valid, int64_t sb0, int nsb, int half,
-                         KqPanel<KqFormat<quant::block_q6_k>>& p) {
+                         KqPanelSb<KqFormat<quant::block_q6_k>>* sbs) {
   using F = KqFormat<quant::block_q6_k>;
   using B = quant::block_q6_k;
   const __m512i off = kq_row_offsets(n_valid, row_stride);
@@ -167,7 +167,7 @@ inline void kq_pack16_q6(const uint8_t* first_row, size_t row_stride, int n_vali
   const __m512i low4 = _mm512_set1_epi8(0x0f), two = _mm512_set1_epi8(0x03), lo16 = _mm512_set1_epi32(0xffff);
   for (int s = 0; s < nsb; ++s) {
     const uint8_t* blk = first_row + static_cast<size_t>(sb0 + s) * sizeof(B);
-    KqPanelSb<F>& out = p.sb[s];
+    KqPanelSb<F>& out = sbs[s];
     // d is the block's last two bytes: the dword ending there keeps the gather inside the block.
     const __m512i dw = kq_gather(off, blk + offsetof(B, d) - 2);
     _mm512_storeu_ps(out.d + 16 * half,
@@ -206,17 +206,18 @@ inline void kq_pack16_q6(const uint8_t* first_row, size_t row_stride, int n_vali
   }
 }
 
+// Rows [r0, r0 + n) super-blocks [sb0, sb0 + nsb) -> sbs[0 .. nsb).
 template <class Block>
-void kq_pack_panel(const Matrix& w, int64_t r0, int n, int64_t sb0, int nsb, KqPanel<KqFormat<Block>>& p) {
+void kq_pack_panel(const Matrix& w, int64_t r0, int n, int64_t sb0, int nsb, KqPanelSb<KqFormat<Block>>* sbs) {
   for (int half = 0; half < 2; ++half) {
     // An empty half packs the last row again (finite values; its outputs are never stored).
     const int rows = n > 16 * half ? std::min(16, n - 16 * half) : 1;
     const int64_t first = std::min<int64_t>(r0 + 16 * half, r0 + n - 1);
     const uint8_t* first_row = static_cast<const uint8_t*>(w.data) + static_cast<size_t>(first) * w.row_stride;
     if constexpr (std::is_same_v<Block, quant::block_q6_k>)
-      kq_pack16_q6(first_row, w.row_stride, rows, sb0, nsb, half, p);
+      kq_pack16_q6(first_row, w.row_stride, rows, sb0, nsb, half, sbs);
     else
-      kq_pack16_q45<Block>(first_row, w.row_stride, rows, sb0, nsb, half, p);
+      kq_pack16_q45<Block>(first_row, w.row_stride, rows, sb0, nsb, half, sbs);
   }
 }
 
@@ -340,7 +341,7 @@ void gemm_kquant(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_
     const auto mask1 = static_cast<__mmask16>(n <= 16 ? 0 : n >= 32 ? 0xffff : (1u << (n - 16)) - 1);
     for (int64_t sb0 = 0; sb0 < n_sb; sb0 += F::kChunk) {
       const int nsb = static_cast<int>(std::min<int64_t>(F::kChunk, n_sb - sb0));
-      kq_pack_panel<Block>(w, r, n, sb0, nsb, panel);
+      kq_pack_panel<Block>(w, r, n, sb0, nsb, panel.sb);
       for (int64_t t = 0; t < n_tokens; t += kKqTileTokens) {
         const int nt = static_cast<int>(std::min<int64_t>(kKqTileTokens, n_tokens - t));
         kTiles[nt](panel, nsb, sb0, act_bytes + t * act_stride, act_stride, sb0 == 0, y + t * ldy + r, ldy, mask0,
