@@ -151,7 +151,7 @@ TEST_CASE("rope: every level equals the scalar loop bit for bit (both pair layou
         kernels::rope(level, got.data(), s.n_heads, s.head_dim, s.n_rot, cos_v.data(), sin_v.data(), neox);
         int differ = 0;
         for (size_t i = 0; i < got.size(); ++i) differ += bits_of(got[i]) != bits_of(want[i]);
-        CHECK_MESSAGE(differ == 0, isa_level_name(level) << (neox ? " neox" : " adjacent") << " heads " << s.n_heads
+        CHECK_MESSAGE(differ == 0, std::string(isa_level_name(level)) << (neox ? " neox" : " adjacent") << " heads " << s.n_heads
                                                          << " head_dim " << s.head_dim << " n_rot " << s.n_rot << ": "
                                                          << differ << " elements differ");
       }

@@ -78,8 +78,8 @@ SLM_API const char* slm_status_name(slm_status status); /* "ok", "invalid argume
  * pointer stays valid until the next libslm call on this thread. */
 SLM_API const char* slm_last_error(void);
 
-/* ISA level the matmul kernels use: "scalar", "avx2", "avx512", "avx512vnni", "amx", "neon",
- * "neon-dotprod" (the best this CPU and build support, lowered by the environment variable
+/* ISA level the matmul kernels use: "scalar", "avx2", "avxvnni", "avx512", "avx512vnni", "amx",
+ * "neon", "neon-dotprod" (the best this CPU and build support, lowered by the environment variable
  * SLM_ISA=<name> as read on first use). */
 SLM_API const char* slm_isa_level(void);
 
@@ -165,7 +165,7 @@ typedef struct slm_context_params {
   void* arena;
   size_t arena_bytes;
   /* Kernel level of this context's matrix products, by name as slm_isa_level() prints it
-   * ("scalar", "avx2", "avx512", "avx512vnni", "amx", "neon", "neon-dotprod"); NULL (default):
+   * ("scalar", "avx2", "avxvnni", "avx512", "avx512vnni", "amx", "neon", "neon-dotprod"); NULL:
    * the best this CPU runs, or what the SLM_ISA environment variable asked for. A level this CPU
    * or build cannot run makes slm_context_create fail. */
   const char* isa;

@@ -49,9 +49,9 @@ void add_scalar(float* x, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
 }
 
-// The loop ops::rope always ran, each product rounded on its own: the products are separate
-// statements, so no compiler setting fuses them into an FMA (clang's default contracts only
-// within an expression; GCC's ISO C++ mode not at all), and the vector versions match it.
+// The loop ops::rope always ran, each product rounded on its own (this file is built with
+// -ffp-contract=off: GCC for arm64 would fuse a product and the sum into an FMA), which the
+// vector versions match.
 void rope_scalar(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos_v, const float* sin_v,
                  bool neox) {
   const int64_t half = n_rot / 2;

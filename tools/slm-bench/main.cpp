@@ -30,7 +30,7 @@ const char* kUsage =
     "  -r, --repetitions N      measured runs per test, after one warm-up run (default 5)\n"
     "  -b, --batch N            tokens per prompt step (default 512)\n"
     "      --kv f16|f32         KV cache type (default f16)\n"
-    "      --isa NAME           force the kernel level (scalar, avx2, avx512, avx512vnni, amx, ...)\n"
+    "      --isa NAME           force the kernel level (scalar, avx2, avxvnni, avx512, avx512vnni, amx, ...)\n"
     "      --no-interleave      use every weight in place from the map (no load-time Q4_0/Q8_0 interleaving)\n"
     "  -o, --output md|json|jsonl|csv   output format (default md)\n"
     "\n"

@@ -36,7 +36,7 @@ const char* kUsage =
     "  -b, --batch N        tokens per forward step (default 512)\n"
     "  -t, --threads N      threads (default 1)\n"
     "      --kv f16|f32     KV cache type (default f16)\n"
-    "      --isa NAME       force the kernel level (scalar, avx2, avx512, avx512vnni, amx, ...)\n";
+    "      --isa NAME       force the kernel level (scalar, avx2, avxvnni, avx512, avx512vnni, amx, ...)\n";
 
 struct Options {
   std::string model;

@@ -46,7 +46,7 @@ const char* kUsage =
     "  -o, --output text|json  output format (default text; json: one object on stdout)\n"
     "  -t, --threads N      threads (default 1)\n"
     "      --kv f16|f32     KV cache type (default f16)\n"
-    "      --isa NAME       force the kernel level (scalar, avx2, avx512, avx512vnni, amx, ...)\n";
+    "      --isa NAME       force the kernel level (scalar, avx2, avxvnni, avx512, avx512vnni, amx, ...)\n";
 
 struct Options {
   std::string model, text_file, jsonl, kl_base, output = "text";

@@ -42,7 +42,7 @@ const char* kUsage =
     "      --repeat-last-n N   window for the penalty (default 64)\n"
     "      --seed S            sampler seed (default 0)\n"
     "      --kv f16|f32        KV cache type (default f16)\n"
-    "      --isa NAME          force the kernel level (scalar, avx2, avx512, avx512vnni, amx, ...)\n"
+    "      --isa NAME          force the kernel level (scalar, avx2, avxvnni, avx512, avx512vnni, amx, ...)\n"
     "      --print-ids         write the prompt and generated token ids to stderr\n"
     "      --verbose           print the model summary and settings to stderr\n"
     "      --no-stats          do not print speeds at the end\n";
