@@ -66,7 +66,9 @@ struct Problem {
 Problem make_problem(DType type, int64_t rows, int64_t cols, int64_t tokens, uint32_t seed) {
   Problem p{type, rows, cols, tokens, {}, 0, {}, {}, 0, 0};
   const TypeTraits& tt = traits(type);
-  p.row_stride = *row_bytes(type, cols) + 6;  // padded, and (F16/BF16) not a multiple of 4
+  // Padded rows, kept aligned to the element (F32: 4 bytes; the others 2, F16/BF16 rows then
+  // start at addresses that are not multiples of 4).
+  p.row_stride = *row_bytes(type, cols) + (type == DType::F32 ? 8 : 6);
   p.w.assign(static_cast<size_t>(rows) * p.row_stride, 0xCD);
   p.wf.resize(static_cast<size_t>(rows * cols));
   std::mt19937 rng(seed);
