@@ -193,21 +193,25 @@ void gemm_kquant_amx(const Matrix& w, int64_t r0, int64_t r1, const void* act, s
   KqPanelSb<F> tmp;
   KqAmxPanel<F> panel;
   int configured = 0;
-  for (int64_t r = r0; r < r1; r += kKqPanelRows) {
-    const int n = static_cast<int>(std::min<int64_t>(kKqPanelRows, r1 - r));
-    const auto mask0 = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1);
-    const auto mask1 = static_cast<__mmask16>(n <= 16 ? 0 : n >= 32 ? 0xffff : (1u << (n - 16)) - 1);
-    for (int64_t sb0 = 0; sb0 < n_sb; sb0 += kKqAmxChunk) {
-      const int nsb = static_cast<int>(std::min<int64_t>(kKqAmxChunk, n_sb - sb0));
-      kq_amx_pack<Block>(w, r, n, sb0, nsb, tmp, panel);
-      for (int64_t t = 0; t < n_tokens; t += kKqAmxTileTokens) {
-        const int nt = static_cast<int>(std::min<int64_t>(kKqAmxTileTokens, n_tokens - t));
-        if (nt != configured) {  // at most twice per chunk: full tiles, then the tail
-          kq_amx_configure(nt);
-          configured = nt;
+  const int64_t k_block = kq_k_block(n_sb, n_tokens, kKqAmxChunk);
+  for (int64_t kb = 0; kb < n_sb; kb += k_block) {
+    const int64_t kb_end = std::min(n_sb, kb + k_block);
+    for (int64_t r = r0; r < r1; r += kKqPanelRows) {
+      const int n = static_cast<int>(std::min<int64_t>(kKqPanelRows, r1 - r));
+      const auto mask0 = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1);
+      const auto mask1 = static_cast<__mmask16>(n <= 16 ? 0 : n >= 32 ? 0xffff : (1u << (n - 16)) - 1);
+      for (int64_t sb0 = kb; sb0 < kb_end; sb0 += kKqAmxChunk) {
+        const int nsb = static_cast<int>(std::min<int64_t>(kKqAmxChunk, kb_end - sb0));
+        kq_amx_pack<Block>(w, r, n, sb0, nsb, tmp, panel);
+        for (int64_t t = 0; t < n_tokens; t += kKqAmxTileTokens) {
+          const int nt = static_cast<int>(std::min<int64_t>(kKqAmxTileTokens, n_tokens - t));
+          if (nt != configured) {  // at most twice per chunk: full tiles, then the tail
+            kq_amx_configure(nt);
+            configured = nt;
+          }
+          kq_amx_tile<F>(panel, nsb, sb0, act_bytes + t * act_stride, act_stride, nt, sb0 == 0, y + t * ldy + r,
+                         ldy, mask0, mask1);
         }
-        kq_amx_tile<F>(panel, nsb, sb0, act_bytes + t * act_stride, act_stride, nt, sb0 == 0, y + t * ldy + r, ldy,
-                       mask0, mask1);
       }
     }
   }

@@ -317,6 +317,17 @@ void kq_tile(const KqPanel<KqFormat<Block>>& p, int nsb, int64_t sb0, const uint
     _mm512_mask_storeu_ps(y + t * ldy + 16, mask1, _mm512_load_ps(acc[t] + 16));
   }
 }
+// Super-blocks per K block: the drivers run all their panels over one K block before the next,
+// so that the activations of a block (n_tokens x k_block x 292 bytes) stay in L2 while the
+// panels stream past; the float accumulators go through y between blocks, exactly. Below about
+// 1 MiB of activations in all, one block (panel after panel over the whole K).
+inline int64_t kq_k_block(int64_t n_sb, int64_t n_tokens, int chunk) {
+  const int64_t act_bytes_per_sb = n_tokens * kKqActBlockBytes;
+  if (n_sb * act_bytes_per_sb <= (int64_t{1} << 20)) return n_sb;
+  const int64_t fit = (int64_t{512} << 10) / act_bytes_per_sb;
+  return std::max<int64_t>(chunk, fit / chunk * chunk);
+}
+
 // The MatmulRowsFn: the row kernel `rows_fallback` below kKqMinGemmTokens tokens (or when the
 // gathers' int32 offsets cannot span 16 rows), else 32-row panels, super-block chunks, 6-token tiles.
 template <class Block, MatmulRowsFn rows_fallback>
@@ -335,17 +346,21 @@ void gemm_kquant(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_
   const auto* act_bytes = static_cast<const uint8_t*>(act);
   const int64_t n_sb = w.n_cols / 256;
   KqPanel<F> panel;
-  for (int64_t r = r0; r < r1; r += kKqPanelRows) {
-    const int n = static_cast<int>(std::min<int64_t>(kKqPanelRows, r1 - r));
-    const auto mask0 = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1);
-    const auto mask1 = static_cast<__mmask16>(n <= 16 ? 0 : n >= 32 ? 0xffff : (1u << (n - 16)) - 1);
-    for (int64_t sb0 = 0; sb0 < n_sb; sb0 += F::kChunk) {
-      const int nsb = static_cast<int>(std::min<int64_t>(F::kChunk, n_sb - sb0));
-      kq_pack_panel<Block>(w, r, n, sb0, nsb, panel.sb);
-      for (int64_t t = 0; t < n_tokens; t += kKqTileTokens) {
-        const int nt = static_cast<int>(std::min<int64_t>(kKqTileTokens, n_tokens - t));
-        kTiles[nt](panel, nsb, sb0, act_bytes + t * act_stride, act_stride, sb0 == 0, y + t * ldy + r, ldy, mask0,
-                   mask1);
+  const int64_t k_block = kq_k_block(n_sb, n_tokens, F::kChunk);
+  for (int64_t kb = 0; kb < n_sb; kb += k_block) {
+    const int64_t kb_end = std::min(n_sb, kb + k_block);
+    for (int64_t r = r0; r < r1; r += kKqPanelRows) {
+      const int n = static_cast<int>(std::min<int64_t>(kKqPanelRows, r1 - r));
+      const auto mask0 = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1);
+      const auto mask1 = static_cast<__mmask16>(n <= 16 ? 0 : n >= 32 ? 0xffff : (1u << (n - 16)) - 1);
+      for (int64_t sb0 = kb; sb0 < kb_end; sb0 += F::kChunk) {
+        const int nsb = static_cast<int>(std::min<int64_t>(F::kChunk, kb_end - sb0));
+        kq_pack_panel<Block>(w, r, n, sb0, nsb, panel.sb);
+        for (int64_t t = 0; t < n_tokens; t += kKqTileTokens) {
+          const int nt = static_cast<int>(std::min<int64_t>(kKqTileTokens, n_tokens - t));
+          kTiles[nt](panel, nsb, sb0, act_bytes + t * act_stride, act_stride, sb0 == 0, y + t * ldy + r, ldy, mask0,
+                     mask1);
+        }
       }
     }
   }
