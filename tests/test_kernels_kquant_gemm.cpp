@@ -1,12 +1,13 @@
-// The packed K-quant GEMM (Q4_K, Q5_K, Q6_K x Q8_K; src/kernels/gemm_kquant_x86.hpp) at every
-// level this CPU runs, against the scalar table (quant::vec_dot_ref per output).
+// The packed K-quant GEMMs (Q4_K, Q5_K, Q6_K x Q8_K; src/kernels/gemm_kquant_x86.hpp, AMX:
+// gemm_kquant_amx.hpp) at every level this CPU runs, against the scalar table (vec_dot_ref).
 //
 // Tolerance: none. The GEMM forms the reference's exact integer sums per super-block and adds
 // them with the reference's own float expression in super-block order, so every output must
 // equal the scalar table bit for bit (memcmp), for any row range, token count, token tiling and
 // thread count. Shapes: 4..17 and 64 tokens (the GEMM starts at 4; tiles of 6 leave every tail),
 // rows 1, 31, 33, 100 (partial 32-row panels and half-empty panels), K = 256, 7 * 256 (chunks of
-// 4 / 3 super-blocks and a tail) and 2 * 1536. Outputs are NaN-prefilled with ldy > rows, so a
+// 4 / 3 super-blocks and a tail) and 2 * 1536, and 190 tokens x 20 * 256 (activations past 1 MiB:
+// the K-blocked loop order). Outputs are NaN-prefilled with ldy > rows, so a
 // missing or stray store shows.
 #include <doctest/doctest.h>
 
@@ -178,6 +179,23 @@ TEST_CASE("K-quant GEMM: any row range and token tiling of the table's rows func
         }
         check_same(p, ref, parts, describe(p, level) + " split at token " + std::to_string(split_tok));
       }
+    }
+  }
+}
+
+TEST_CASE("K-quant GEMM: activations past 1 MiB (the drivers' K blocks) give the same bits") {
+  // 190 tokens x 20 super-blocks x 292 bytes = 1.1 MB: the GEMMs then run all panels over one
+  // K block of 8 or 9 super-blocks before the next, the float sums passing through y.
+  auto pool2 = ThreadPool::create(2);
+  REQUIRE(pool2.ok());
+  uint32_t seed = 9900;
+  for (DType type : kKTypes) {
+    Problem p = make_problem(type, 40, 20 * 256, 190, seed++);
+    const std::vector<float> ref = run(p, IsaLevel::scalar, nullptr);
+    for (IsaLevel level : levels_here()) {
+      if (level == IsaLevel::scalar) continue;
+      for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), pool2->get()})
+        check_same(p, ref, run(p, level, pool), describe(p, level) + " threads=" + std::to_string(pool ? 2 : 1));
     }
   }
 }
