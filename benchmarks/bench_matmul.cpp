@@ -45,9 +45,10 @@ struct Weights {
   int64_t rows = 0, cols = 0;
   size_t stride = 0;
   std::vector<uint8_t> data;
+  std::vector<uint8_t> x16;  // the interleaved copy (kernels::interleave_x16), made on first use
 };
 
-const Weights& weights(slm::DType type, int64_t rows, int64_t cols) {
+Weights& weights(slm::DType type, int64_t rows, int64_t cols) {
   static Weights w;
   if (w.type == type && w.rows == rows && w.cols == cols && !w.data.empty()) return w;
   w = Weights{};
@@ -73,13 +74,23 @@ void set_counters(benchmark::State& state, double weight_bytes, int64_t rows, in
 }
 
 // ---- slm ------------------------------------------------------------------------------------
-void bm_slm(benchmark::State& state, slm::DType type, slm::IsaLevel level, Shape s, int64_t tokens, int threads) {
-  const Weights& w = weights(type, s.rows, s.cols);
+void bm_slm(benchmark::State& state, slm::DType type, slm::IsaLevel level, Shape s, int64_t tokens, int threads,
+            bool interleaved) {
+  Weights& w = weights(type, s.rows, s.cols);
   const std::vector<float> x = random_floats(static_cast<size_t>(tokens * s.cols), 2);
   std::vector<float> y(static_cast<size_t>(tokens * s.rows));
   std::vector<uint8_t> scratch(slm::kernels::matmul_scratch_bytes(type, s.cols, tokens));
   auto pool = slm::ThreadPool::create(threads);
-  const slm::kernels::Matrix m{type, w.data.data(), s.rows, s.cols, w.stride};
+  slm::kernels::Matrix m{type, w.data.data(), s.rows, s.cols, w.stride};
+  if (interleaved) {
+    if (w.x16.empty()) w.x16.resize(slm::kernels::interleaved_bytes(m));
+    auto x = slm::kernels::interleave_x16(m, w.x16.data(), w.x16.size());
+    if (!x) {
+      state.SkipWithError(x.error().message.c_str());
+      return;
+    }
+    m = *x;
+  }
   for (auto _ : state) {
     slm::Status st = slm::kernels::matmul(level, m, x.data(), s.cols, tokens, y.data(), s.rows, scratch.data(),
                                           scratch.size(), pool->get());
@@ -90,7 +101,7 @@ void bm_slm(benchmark::State& state, slm::DType type, slm::IsaLevel level, Shape
     benchmark::DoNotOptimize(y.data());
   }
   set_counters(state, static_cast<double>(w.data.size()), s.rows, s.cols, tokens);
-  state.SetLabel(slm::kernels::matmul_kernel_name(type, level));
+  state.SetLabel(slm::kernels::matmul_kernel_name(m, level));
 }
 
 // ---- Eigen (f32) ------------------------------------------------------------------------------
@@ -198,12 +209,16 @@ void register_all() {
     for (Shape s : shapes) {
       for (slm::DType type : types)
         for (slm::IsaLevel level : bench_levels())
-          for (int threads : {1, 2})
-            benchmark::RegisterBenchmark((std::string("slm_") + kind + "/" + slm::dtype_name(type) + "/" +
-                                          slm::isa_level_name(level) + "/" + shape_name(s) +
-                                          "/threads:" + std::to_string(threads)).c_str(),
-                                         bm_slm, type, level, s, tokens, threads)
-                ->UseRealTime()->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
+          for (const bool x16 : {false, true}) {
+            // The interleaved layout (what a model loads Q4_0 / Q8_0 into) where the level has it.
+            if (x16 && !slm::kernels::interleave_pays(level, type)) continue;
+            for (int threads : {1, 2})
+              benchmark::RegisterBenchmark((std::string("slm_") + kind + "/" + slm::dtype_name(type) + (x16 ? "_x16" : "") +
+                                            "/" + slm::isa_level_name(level) + "/" + shape_name(s) +
+                                            "/threads:" + std::to_string(threads)).c_str(),
+                                           bm_slm, type, level, s, tokens, threads, x16)
+                  ->UseRealTime()->MeasureProcessCPUTime()->Unit(benchmark::kMicrosecond);
+          }
       for (int threads : {1, 2}) {
         const std::string suffix = shape_name(s) + "/threads:" + std::to_string(threads);
         benchmark::RegisterBenchmark((std::string("eigen_f32_") + kind + "/" + suffix).c_str(), bm_eigen, s, tokens,
