@@ -17,7 +17,10 @@ using ActRowBytesFn = size_t (*)(int64_t n_cols);
 // y[t * ldy + r] = dot(row r of w, activation t) for r in [r0, r1), t in [0, n_tokens).
 // act: n_tokens converted rows, act_stride bytes apart (or the float rows of x when the entry
 // has no quantize_act). Each output is computed by the same sequence of operations whatever
-// r0, r1 and n_tokens are, so splitting rows over threads never changes a result.
+// r0 and r1 are, so splitting rows over threads never changes a result. Across token counts:
+// the K-quant and interleaved-layout kernels give the same bits for any n_tokens; the plain
+// Q8_0/Q4_0 and float entries switch from row kernels to a GEMM at 4 tokens, whose summation
+// order differs (both within test_kernels' bound of the exact product).
 using MatmulRowsFn = void (*)(const Matrix& w, int64_t r0, int64_t r1, const void* act,
                               size_t act_stride, int64_t n_tokens, float* y, int64_t ldy);
 
