@@ -5,6 +5,7 @@
 #include "kernels/x86_simd.hpp"
 #include "kernels/x16_x86.hpp"
 #include "kernels/gemm_kquant_x86.hpp"
+#include "kernels/gemm_q45_x86.hpp"
 
 // GCC 12 reports the _mm512_undefined_* operand inside its own broadcast/convert intrinsics as
 // maybe-uninitialized (a false positive); nothing in this file reads uninitialised data.
@@ -175,6 +176,8 @@ void add_avx512vnni_kernels(KernelTable& table) {
   // K-quant prefill GEMM (gemm_kquant_x86.hpp); the row kernels below 4 tokens.
   add_x86_kquant_gemm(table, "gemm_q4_k_q8_k_avx512vnni", "gemm_q5_k_q8_k_avx512vnni", "gemm_q6_k_q8_k_avx512vnni");
   add_x86_q4_1_q5_kernels(table, "vec_dot_q4_1_q8_1_avx512vnni", "vec_dot_q5_0_q8_0_avx512vnni", "vec_dot_q5_1_q8_1_avx512vnni");
+  // Q4_1 / Q5_0 / Q5_1 prefill GEMM (gemm_q45_x86.hpp); the row kernels above below 4 tokens.
+  add_x86_q45_gemm(table, "gemm_q4_1_q8_1_avx512vnni", "gemm_q5_0_q8_0_avx512vnni", "gemm_q5_1_q8_1_avx512vnni");
 }
 
 }  // namespace slm::kernels::detail
