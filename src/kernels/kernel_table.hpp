@@ -19,8 +19,8 @@ using ActRowBytesFn = size_t (*)(int64_t n_cols);
 // has no quantize_act). Each output is computed by the same sequence of operations whatever
 // r0 and r1 are, so splitting rows over threads never changes a result. Across token counts:
 // the K-quant and interleaved-layout kernels give the same bits for any n_tokens; the plain
-// Q8_0/Q4_0 and float entries switch from row kernels to a GEMM at 4 tokens, whose summation
-// order differs (both within test_kernels' bound of the exact product).
+// Q8_0/Q4_0, Q4_1/Q5_0/Q5_1 and float entries switch from row kernels to a GEMM at 4 tokens,
+// whose summation order differs (both within test_kernels' bound of the exact product).
 using MatmulRowsFn = void (*)(const Matrix& w, int64_t r0, int64_t r1, const void* act,
                               size_t act_stride, int64_t n_tokens, float* y, int64_t ldy);
 
