@@ -838,3 +838,36 @@ TEST_CASE("interleaved layout: what cannot be interleaved is an error, not a cra
                                 scratch_f.size() * 4, nullptr).ok());
   }
 }
+
+TEST_CASE("interleaved Q4_0 / Q8_0 GEMM: 16-token tiles, their tails and long K give the reference's bits") {
+  // Tokens around the AMX GEMM's 16-token tile (one tile, a tile + 1, two tiles - 1 / + 1, many
+  // tiles and a tail); K of the 1.5B model's width and of its FFN-down width (several K chunks).
+  auto pool3 = ThreadPool::create(3);
+  REQUIRE(pool3.ok());
+  uint32_t seed = 900;
+  for (DType type : {DType::Q4_0, DType::Q8_0}) {
+    for (int64_t rows : {16, 48, 160}) {
+      for (int64_t blocks : {48, 280}) {
+        for (int64_t tokens : {16, 17, 31, 33, 64, 100}) {
+          if (rows * blocks * tokens > 48 * 280 * 33) continue;  // keep the ASan run short
+          Problem p = make_problem(type, rows, 32 * blocks, tokens, seed++);
+          Interleaved q = interleave(p);
+          const std::string shape = std::string(dtype_name(type)) + " " + std::to_string(rows) + "x" +
+                                    std::to_string(32 * blocks) + " tokens=" + std::to_string(tokens);
+          RunResult ref = run_matrix(p, q.m, IsaLevel::scalar, nullptr);
+          check_against_reference(p, ref, "x16 reference " + shape);
+          for (IsaLevel level : levels_here()) {
+            if (!kernels::interleave_pays(level, type)) continue;  // the reference itself: checked above
+            const std::string what = std::string("x16 @") + isa_level_name(level) + " " + shape;
+            for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), pool3->get()}) {
+              RunResult got = run_matrix(p, q.m, level, pool);
+              REQUIRE_MESSAGE(got.status.ok(), what << ": " << got.status.message());
+              CHECK_MESSAGE(std::memcmp(got.y.data(), ref.y.data(), got.y.size() * sizeof(float)) == 0,
+                            what << " threads " << (pool ? pool->size() : 1));
+            }
+          }
+        }
+      }
+    }
+  }
+}

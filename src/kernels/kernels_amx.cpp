@@ -30,17 +30,18 @@ namespace {
 // and adds the M x 16 int32 block dot products to C. Per block the int32 results are stored,
 // converted and accumulated in float:  acc[t][row] = fma(float(C[t][row]), dw[row] * da[t], ...)
 // in block order, so a result depends only on its row and token (any thread split, any tile).
-// The block scales make K = 32 per tile product (half of AMX's 64), and the float work per
-// block (cvt + mul + fma per 16 outputs) is what bounds this kernel, not the tile unit.
+// The block scales make K = 32 per tile product (half of AMX's 64); the float work per block
+// (cvt + mul + fma per 16 outputs) and the tile latencies (load -> product -> store -> vector
+// load) bound this kernel, so the tile work is pipelined a block ahead of the vector pass.
 // (In A, the token rows are the q8x activation rows themselves: no repacking of activations.)
 
 constexpr int kPanelRows = 32;    // two B tiles of 16 rows
 // 64 blocks (2048 codes) per chunk: 64 KiB of packed codes + 8 KiB of scales on the stack; K up
 // to 2048 (1536 here) needs one chunk, so the outputs are written once.
 constexpr int kChunkBlocks = 64;
-// A / C tile rows: 8 tokens x 32 rows of float accumulators = 16 zmm, kept in registers (16
-// tokens would need all 32 and spill; the tile unit is not the bottleneck).
-constexpr int kTileTokens = 8;
+// A / C tile rows: 16 tokens (full tiles: each tile instruction does twice the work of 8 for
+// about the same latency); the 16 x 32 float accumulators live in L1.
+constexpr int kTileTokens = 16;
 constexpr int64_t kMinGemmTokens = 4;
 
 struct Panel {
@@ -76,7 +77,7 @@ struct alignas(64) TileConfig {
 };
 static_assert(sizeof(TileConfig) == 64, "LDTILECFG reads 64 bytes");
 
-// Tile configuration for tiles of `tokens` rows (8, or the n_tokens % 8 tail): two sets
+// Tile configuration for tiles of `tokens` rows (16, or the n_tokens % 16 tail): two sets
 // {A, C rows 0-15, C rows 16-31} = {0, 3, 4} and {5, 6, 7} for even and odd blocks, so that the
 // tile unit can work on two blocks at once; 1/2 = B for rows 0-15 / 16-31 (8 x 64 B).
 void configure_tiles(int tokens) {
@@ -100,10 +101,13 @@ void configure_tiles(int tokens) {
   _tile_loadconfig(&cfg);
 }
 
-// Issues the tile work of one block: C = A (tokens x 32 codes) . B (32 codes x 16 rows) for both
-// row halves, stored to c0 / c1 (token-major, 16 int32 per token). kOdd picks the tile set.
+// The tile work of one block: C = A (tokens x 32 codes) . B (32 codes x 16 rows) for both row
+// halves, left in the C tiles of set kOdd; store_block writes them out (token-major, 16 int32
+// per token). Split so that the stores of block b come one block after its products: the tile
+// unit's latency is hidden behind the next block's products and the vector pass.
+// (The tile numbers must be literals: the intrinsics paste them into the instruction text.)
 template <bool kOdd>
-inline void issue_block(const int8_t* codes, const uint8_t* a, size_t act_stride, int32_t* c0, int32_t* c1) {
+inline void compute_block(const int8_t* codes, const uint8_t* a, size_t act_stride) {
   if constexpr (kOdd) {
     _tile_loadd(5, a, static_cast<long>(act_stride));
     _tile_loadd(1, codes, 128);
@@ -112,8 +116,6 @@ inline void issue_block(const int8_t* codes, const uint8_t* a, size_t act_stride
     _tile_zero(7);
     _tile_dpbssd(6, 5, 1);
     _tile_dpbssd(7, 5, 2);
-    _tile_stored(6, c0, 64);
-    _tile_stored(7, c1, 64);
   } else {
     _tile_loadd(0, a, static_cast<long>(act_stride));
     _tile_loadd(1, codes, 128);
@@ -122,57 +124,81 @@ inline void issue_block(const int8_t* codes, const uint8_t* a, size_t act_stride
     _tile_zero(4);
     _tile_dpbssd(3, 0, 1);
     _tile_dpbssd(4, 0, 2);
+  }
+}
+
+template <bool kOdd>
+inline void store_block(int32_t* c0, int32_t* c1) {
+  if constexpr (kOdd) {
+    _tile_stored(6, c0, 64);
+    _tile_stored(7, c1, 64);
+  } else {
     _tile_stored(3, c0, 64);
     _tile_stored(4, c1, 64);
   }
 }
 
-inline void issue(int b, const int8_t* codes, const uint8_t* a, size_t act_stride, int32_t* c0, int32_t* c1) {
-  if (b & 1) issue_block<true>(codes, a, act_stride, c0, c1);
-  else issue_block<false>(codes, a, act_stride, c0, c1);
-}
-
-// 32 rows x NT tokens over the panel's nb blocks, accumulators in registers. Software-pipelined:
-// the tile unit computes block b + 1 while the vector units convert and scale block b.
+// 32 rows x NT tokens over the panel's nb blocks, float accumulators in L1 (16 tokens x 32 rows
+// do not fit in registers). Software-pipelined over three blocks: in step b the tile unit stores
+// block b (one block after its products, so their latency is hidden) and starts block b + 1,
+// while the vector units convert and scale block b - 1.
 template <int NT>
 void amx_tile(const Panel& p, int nb, int64_t b0, const uint8_t* act, size_t act_stride, int64_t n_cols,
               bool first_chunk, float* y, int64_t ldy, __mmask16 mask0, __mmask16 mask1) {
-  alignas(64) int32_t c[2][2][kTileTokens * 16];  // [buffer][row half][token * 16 + row]
-  __m512 acc0[NT], acc1[NT];
-#pragma GCC unroll 8
+  alignas(64) int32_t c[3][2][kTileTokens * 16];  // [block % 3][row half][token * 16 + row]
+  alignas(64) float acc[NT][kPanelRows];
   for (int t = 0; t < NT; ++t) {
-    acc0[t] = first_chunk ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask0, y + t * ldy);
-    acc1[t] = first_chunk ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask1, y + t * ldy + 16);
+    _mm512_store_ps(acc[t], first_chunk ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask0, y + t * ldy));
+    _mm512_store_ps(acc[t] + 16, first_chunk ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask1, y + t * ldy + 16));
   }
   const float* da = reinterpret_cast<const float*>(act + n_cols) + b0;  // d[blk] of token 0
-  issue(0, p.codes, act + 32 * b0, act_stride, c[0][0], c[0][1]);
-  for (int b = 0; b < nb; ++b) {
-    if (b + 1 < nb)
-      issue(b + 1, p.codes + (b + 1) * 8 * 128, act + 32 * (b0 + b + 1), act_stride, c[(b + 1) & 1][0],
-            c[(b + 1) & 1][1]);
-    const int32_t* c0 = c[b & 1][0];
-    const int32_t* c1 = c[b & 1][1];
-    const __m512 dw0 = _mm512_load_ps(&p.scales[b * kPanelRows]);
-    const __m512 dw1 = _mm512_load_ps(&p.scales[b * kPanelRows + 16]);
-#pragma GCC unroll 8
+  const uint8_t* a = act + 32 * b0;
+  auto compute = [&](int b) {
+    if (b & 1) compute_block<true>(p.codes + b * 8 * 128, a + 32 * b, act_stride);
+    else compute_block<false>(p.codes + b * 8 * 128, a + 32 * b, act_stride);
+  };
+  auto store = [&](int b) {
+    if (b & 1) store_block<true>(c[b % 3][0], c[b % 3][1]);
+    else store_block<false>(c[b % 3][0], c[b % 3][1]);
+  };
+  compute(0);
+  for (int b = 0; b <= nb; ++b) {
+    if (b < nb) store(b);
+    if (b + 1 < nb) compute(b + 1);
+    // The A tiles gather 16 token rows from L2; bring block b + 4's lines to L1 ahead of them.
+    if (b + 4 < nb) {
+#pragma GCC unroll 16
+      for (int t = 0; t < NT; ++t)
+        _mm_prefetch(reinterpret_cast<const char*>(a + t * act_stride + 32 * (b + 4)), _MM_HINT_T0);
+    }
+    if (b == 0) continue;
+    const int v = b - 1;  // the block the vector units scale
+    const int32_t* c0 = c[v % 3][0];
+    const int32_t* c1 = c[v % 3][1];
+    const __m512 dw0 = _mm512_load_ps(&p.scales[v * kPanelRows]);
+    const __m512 dw1 = _mm512_load_ps(&p.scales[v * kPanelRows + 16]);
+#pragma GCC unroll 16
     for (int t = 0; t < NT; ++t) {
       const __m512 d = _mm512_broadcastss_ps(
-          _mm_load_ss(reinterpret_cast<const float*>(reinterpret_cast<const uint8_t*>(da + b) + t * act_stride)));
-      acc0[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c0 + 16 * t)), _mm512_mul_ps(dw0, d), acc0[t]);
-      acc1[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c1 + 16 * t)), _mm512_mul_ps(dw1, d), acc1[t]);
+          _mm_load_ss(reinterpret_cast<const float*>(reinterpret_cast<const uint8_t*>(da + v) + t * act_stride)));
+      _mm512_store_ps(acc[t], _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c0 + 16 * t)),
+                                              _mm512_mul_ps(dw0, d), _mm512_load_ps(acc[t])));
+      _mm512_store_ps(acc[t] + 16, _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c1 + 16 * t)),
+                                                   _mm512_mul_ps(dw1, d), _mm512_load_ps(acc[t] + 16)));
     }
   }
-#pragma GCC unroll 8
   for (int t = 0; t < NT; ++t) {
-    _mm512_mask_storeu_ps(y + t * ldy, mask0, acc0[t]);
-    _mm512_mask_storeu_ps(y + t * ldy + 16, mask1, acc1[t]);
+    _mm512_mask_storeu_ps(y + t * ldy, mask0, _mm512_load_ps(acc[t]));
+    _mm512_mask_storeu_ps(y + t * ldy + 16, mask1, _mm512_load_ps(acc[t] + 16));
   }
 }
 
 using TileFn = void (*)(const Panel&, int, int64_t, const uint8_t*, size_t, int64_t, bool, float*, int64_t,
                         __mmask16, __mmask16);
-constexpr TileFn kTiles[kTileTokens + 1] = {nullptr,     amx_tile<1>, amx_tile<2>, amx_tile<3>, amx_tile<4>,
-                                            amx_tile<5>, amx_tile<6>, amx_tile<7>, amx_tile<8>};
+constexpr TileFn kTiles[kTileTokens + 1] = {
+    nullptr,      amx_tile<1>,  amx_tile<2>,  amx_tile<3>,  amx_tile<4>,  amx_tile<5>,
+    amx_tile<6>,  amx_tile<7>,  amx_tile<8>,  amx_tile<9>,  amx_tile<10>, amx_tile<11>,
+    amx_tile<12>, amx_tile<13>, amx_tile<14>, amx_tile<15>, amx_tile<16>};
 
 using PackFn = void (*)(const Matrix&, int64_t, int, int64_t, int, Panel&);
 
