@@ -7,6 +7,8 @@
 #     (static and shared), and embed runs on a tiny random model.
 # Usage: check-packaging.sh SOURCE_DIR BUILD_DIR SLM_MKMODEL   (a ctest test: check_packaging)
 set -euo pipefail
+# Pipes into grep read to the end (no grep -q): with pipefail, grep -q exiting at the first match
+# can kill the writer with SIGPIPE and fail (or, in a negative check, pass) the pipeline.
 src=$(cd "$1" && pwd)
 build=$(cd "$2" && pwd)
 mkmodel=$3
@@ -38,7 +40,7 @@ check_ldd() {
 step "ldd libslm.so"
 ldd "$libdir/libslm.so"
 check_ldd "$libdir/libslm.so" libslm.so
-if ldd "$libdir/libslm.so" | grep -q "libdl\|librt"; then fail "libslm.so needs libdl/librt"; fi
+if ldd "$libdir/libslm.so" | grep "libdl\|librt" >/dev/null; then fail "libslm.so needs libdl/librt"; fi
 
 step "exported symbols (nm -D)"
 exported=$(nm -D --defined-only "$libdir/libslm.so" | awk '$2 ~ /^[TDBRVW]$/ {print $3}' | sed 's/@.*//' | sort -u)
@@ -57,7 +59,7 @@ step "tiny model"
 run_embed() {
   local bin=$1 what=$2 out
   out=$("$bin" "$work/tiny.gguf" "Hello there" 8 2> "$work/embed.err") || { cat "$work/embed.err"; fail "$what: embed failed"; }
-  echo "$out" | grep -q "generated [1-9]" || { echo "$out"; fail "$what: embed generated nothing"; }
+  echo "$out" | grep "generated [1-9]" >/dev/null || { echo "$out"; fail "$what: embed generated nothing"; }
   grep -q "context: n_ctx 512" "$work/embed.err" || { cat "$work/embed.err"; fail "$what: no log line from the context"; }
   check_ldd "$bin" "$what"
   echo "$what: ok ($(echo "$out" | tail -1))"
@@ -72,9 +74,9 @@ for shared in OFF ON; do
   cmake --build "$b" > "$work/build.log" 2>&1 || { cat "$work/build.log"; fail "build examples (shared=$shared)"; }
   run_embed "$b/embed" "find_package, shared=$shared"
   if [ $shared = ON ]; then
-    ldd "$b/embed" | grep -q "$libdir/libslm.so" || fail "embed (shared) does not use the installed libslm.so"
+    ldd "$b/embed" | grep "$libdir/libslm.so" >/dev/null || fail "embed (shared) does not use the installed libslm.so"
   else
-    if ldd "$b/embed" | grep -q libslm; then fail "embed (static) needs libslm.so"; fi
+    if ldd "$b/embed" | grep libslm >/dev/null; then fail "embed (static) needs libslm.so"; fi
   fi
 done
 
@@ -91,11 +93,11 @@ run_embed "$work/embed-pc-shared" "pkg-config, shared"
 $cc $cc_flags "$src/examples/embed.c" -o "$work/embed-pc-static" $(pkg-config --cflags slm) "$libdir/libslm.a" \
   $(pkg-config --static --libs-only-l slm | sed 's/-lslm\b//') || fail "pkg-config static build"
 run_embed "$work/embed-pc-static" "pkg-config, static"
-if ldd "$work/embed-pc-static" | grep -q libslm; then fail "static embed needs libslm.so"; fi
+if ldd "$work/embed-pc-static" | grep libslm >/dev/null; then fail "static embed needs libslm.so"; fi
 
 step "static libstdc++ (SLM_STATIC_LIBSTDCXX=ON builds): libslm.so then needs no libstdc++"
 if grep -q "SLM_STATIC_LIBSTDCXX:BOOL=ON" "$build/CMakeCache.txt"; then
-  if ldd "$libdir/libslm.so" | grep -q libstdc++; then fail "SLM_STATIC_LIBSTDCXX=ON but libslm.so needs libstdc++"; fi
+  if ldd "$libdir/libslm.so" | grep libstdc++ >/dev/null; then fail "SLM_STATIC_LIBSTDCXX=ON but libslm.so needs libstdc++"; fi
   echo "libslm.so has libstdc++ inside"
 else
   echo "not this build (SLM_STATIC_LIBSTDCXX=OFF)"
