@@ -36,12 +36,14 @@ const char* kv_type_name(KvType t);
 
 struct ModelParams {
   bool use_mlock = false;  // mlock the weights' map; an error when the OS refuses
-  // Copy the Q4_0 and Q8_0 matrices of llama/qwen2 models at load into the kernels' interleaved layout
-  // (16 rows per 64-byte line: the decode GEMV does a third of the work per byte) when the
-  // CPU's kernel level has native kernels for it; their mapped pages are then released, so the
-  // resident total stays about the same, but those bytes are private to the process instead of
-  // shared page cache (ModelInfo::interleaved_bytes). Off, or with use_mlock: every tensor is
-  // used in place from the map.
+  // Copy the Q4_0 and Q8_0 matrices (llama, qwen2 and deepseek2 models, stacked experts
+  // included) at load into the kernels' interleaved layout (16 rows per 64-byte line: the decode
+  // GEMV does a third of the work per byte) when the CPU's kernel level has native kernels for
+  // it; their mapped pages are then released, so the resident total stays about the same for a
+  // dense model, but those bytes are private to the process instead of shared page cache
+  // (ModelInfo::interleaved_bytes). A MoE model copies every expert, touched or not. Skipped
+  // when the copies would exceed 3/4 of physical memory (a model near the RAM size only runs
+  // paged from the map). Off, or with use_mlock: every tensor is used in place from the map.
   bool interleave_weights = true;
 };
 
@@ -85,7 +87,7 @@ struct ModelInfo {
   bool tied_output = false;   // LM head is token_embd (no output.weight)
   size_t weights_bytes = 0;   // bytes of tensor data the model uses
   size_t interleaved_bytes = 0;    // of which copied at load into the interleaved layout (heap)
-  size_t interleavable_bytes = 0;  // what interleave_weights would copy on this CPU (whether or not it did)
+  size_t interleavable_bytes = 0;  // what interleave_weights would copy on this CPU and RAM (whether or not it did)
   std::string type_summary;   // e.g. "Q4_K: 169, Q6_K: 29, F32: 141"
 };
 

@@ -97,9 +97,10 @@ typedef struct slm_model slm_model;
 typedef struct slm_model_params {
   uint32_t struct_size; /* sizeof(slm_model_params), set by slm_model_default_params */
   int32_t use_mlock;    /* lock the weights in RAM; SLM_ERR_NO_MEMORY when the OS refuses */
-  /* 1 (default): copy Q4_0 and Q8_0 matrices of llama/qwen2 models into the kernels' interleaved layout
-   * at load when this CPU's kernels have one (faster decoding; those bytes become private
-   * memory and their mapped pages are released); 0, or use_mlock: use every tensor in place. */
+  /* 1 (default): copy Q4_0 and Q8_0 matrices (llama, qwen2 and deepseek2 models, experts included)
+   * into the kernels' interleaved layout at load when this CPU's kernels have one and the copies
+   * fit in 3/4 of physical memory (faster decoding; those bytes become private memory and their
+   * mapped pages are released); 0, or use_mlock: use every tensor in place. */
   int32_t interleave_weights;
 } slm_model_params;
 

@@ -24,6 +24,7 @@
 
 #include "model/context_base.hpp"
 #include "model/context_memory.hpp"
+#include "model/interleave_store.hpp"
 #include "ops/ops.hpp"
 #include "slm/thread_pool.hpp"
 #include "slm/tokenizer.hpp"
@@ -601,6 +602,10 @@ class Deepseek2Model final : public Model {
       if (tok) tokenizer_.emplace(std::move(*tok));
     }
 
+    info_.interleavable_bytes = model_interleave::bytes_for(interleave_candidates());
+    if (params.interleave_weights && !params.use_mlock) SLM_TRY(interleaved_.interleave(interleave_candidates(), file_));
+    info_.interleaved_bytes = interleaved_.bytes();
+
     if (params.use_mlock && file_.size() > 0 && mlock(file_.bytes(), file_.size()) != 0)
       return errorf("mlock of %zu bytes of weights failed (raise RLIMIT_MEMLOCK or drop --mlock)", file_.size());
     return Status::success();
@@ -616,15 +621,16 @@ class Deepseek2Model final : public Model {
     char buf[2048];
     int n = std::snprintf(
         buf, sizeof buf,
-        "arch: %s%s%s\nparams: %.3f M, weights %.1f MiB (mapped)\ntypes: %s\n"
+        "arch: %s%s%s\nparams: %.3f M, weights %.1f MiB (mapped; %.1f MiB of it interleaved at load)\ntypes: %s\n"
         "shape: n_embd %lld, n_layer %lld (%lld dense), n_head %lld, n_vocab %lld, dense n_ff %lld\n"
         "MLA: q_lora_rank %lld, kv_lora_rank %lld, qk nope %lld + rope %lld, v %lld; %s kv_b; "
         "KV cache %lld values/token/layer (latent + rope key)\n"
         "MoE: %lld experts (%lld used, %lld shared) of n_ff %lld, %s gating%s, groups %lld (use %lld), norm %s, scale %g\n"
         "rope: adjacent pairs, base %g, dims %lld, scaling %s",
         i.arch.c_str(), i.name.empty() ? "" : " - ", i.name.c_str(), static_cast<double>(i.n_params) / 1e6,
-        static_cast<double>(i.weights_bytes) / (1024.0 * 1024.0), i.type_summary.c_str(),
-        static_cast<long long>(c.n_embd), static_cast<long long>(c.n_layer), static_cast<long long>(c.n_dense_lead),
+        static_cast<double>(i.weights_bytes) / (1024.0 * 1024.0), static_cast<double>(i.interleaved_bytes) / (1024.0 * 1024.0),
+        i.type_summary.c_str(), static_cast<long long>(c.n_embd), static_cast<long long>(c.n_layer),
+        static_cast<long long>(c.n_dense_lead),
         static_cast<long long>(c.n_head), static_cast<long long>(c.n_vocab), static_cast<long long>(c.n_ff),
         static_cast<long long>(c.q_lora_rank), static_cast<long long>(c.kv_lora_rank), static_cast<long long>(c.qk_nope),
         static_cast<long long>(c.qk_rope), static_cast<long long>(c.v_head),
@@ -706,6 +712,34 @@ class Deepseek2Model final : public Model {
   ModelInfo info_;
   std::vector<float> inv_freq_;  // (qk_rope/2,) RoPE frequency of each rotated pair (YaRN applied)
   std::optional<Tokenizer> tokenizer_;
+
+  // The matrices worth copying into the kernels' interleaved layout at load
+  // (model_interleave::wanted). The forward pass multiplies row slices of some of them (one
+  // expert of a stacked expert tensor, one head of k_b / v_b): a slice of an interleaved matrix
+  // is itself one when it starts and ends on a group of 16 rows, so those are interleaved only
+  // when every slice does. kv_b of older files is read row by row (not through matmul) and the
+  // token embedding by row lookup: both stay mapped.
+  std::vector<kernels::Matrix*> interleave_candidates() {
+    const Config& c = config_;
+    const bool expert_slices = c.n_ff_exp % 16 == 0 && c.n_embd % 16 == 0;
+    const bool head_slices = c.kv_lora_rank % 16 == 0 && c.v_head % 16 == 0;
+    std::vector<kernels::Matrix*> mats;
+    auto add = [&](kernels::Matrix& m, bool sliced_ok) {
+      if (sliced_ok && m.data && model_interleave::wanted(m)) mats.push_back(&m);
+    };
+    for (Layer& L : weights_.layers) {
+      for (kernels::Matrix* m : {&L.wq, &L.wq_a, &L.wq_b, &L.wkv_a, &L.wo, &L.w_gate, &L.w_up, &L.w_down, &L.gate_inp,
+                                 &L.gate_sh, &L.up_sh, &L.down_sh})
+        add(*m, true);
+      for (kernels::Matrix* m : {&L.gate_exps, &L.up_exps, &L.down_exps}) add(*m, expert_slices);
+      if (!L.fused_kv_b)
+        for (kernels::Matrix* m : {&L.k_b, &L.v_b}) add(*m, head_slices);
+    }
+    if (!weights_.tied_output) add(weights_.output, true);
+    return mats;
+  }
+
+  model_interleave::Store interleaved_;  // the interleaved copies
 };
 
 // Rows [first, first + n) of a stacked matrix (one expert, one head).

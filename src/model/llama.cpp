@@ -18,6 +18,7 @@
 
 #include "model/context_base.hpp"
 #include "model/context_memory.hpp"
+#include "model/interleave_store.hpp"
 #include "slm/thread_pool.hpp"
 #include "slm/tokenizer.hpp"
 
@@ -400,9 +401,9 @@ class LlamaModel final : public Model {
       if (tok) tokenizer_.emplace(std::move(*tok));
     }
 
-    info_.interleavable_bytes = interleave_bytes(interleave_candidates());
-    if (params.interleave_weights && !params.use_mlock) SLM_TRY(interleave_weights());
-    info_.interleaved_bytes = interleaved_bytes_;
+    info_.interleavable_bytes = model_interleave::bytes_for(interleave_candidates());
+    if (params.interleave_weights && !params.use_mlock) SLM_TRY(interleaved_.interleave(interleave_candidates(), file_));
+    info_.interleaved_bytes = interleaved_.bytes();
 
     if (params.use_mlock && file_.size() > 0) {
       if (mlock(file_.bytes(), file_.size()) != 0)
@@ -482,71 +483,19 @@ class LlamaModel final : public Model {
   Config config_;
   Weights weights_;
   ModelInfo info_;
-  // Copies the Q4_0 and Q8_0 matrices into the kernels' interleaved layout when the CPU's kernel
-  // level has native kernels for it, and drops their mapped pages (read once here; the copy replaces
-  // them). The token embedding stays as mapped: rows are looked up from it, and a tied output
-  // reads it too.
+  // The Q4_0 and Q8_0 matrices worth copying into the kernels' interleaved layout at load
+  // (model_interleave::wanted). The token embedding stays as mapped: rows are looked up from
+  // it, and a tied output reads it too.
   std::vector<kernels::Matrix*> interleave_candidates() {
-    auto wanted = [](const kernels::Matrix& m) {
-      return kernels::can_interleave(m) && kernels::interleave_pays(default_isa_level(), m.type);
-    };
     std::vector<kernels::Matrix*> mats;
     for (Layer& L : weights_.layers)
       for (kernels::Matrix* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
-        if (wanted(*m)) mats.push_back(m);
-    if (!weights_.tied_output && wanted(weights_.output)) mats.push_back(&weights_.output);
+        if (model_interleave::wanted(*m)) mats.push_back(m);
+    if (!weights_.tied_output && model_interleave::wanted(weights_.output)) mats.push_back(&weights_.output);
     return mats;
   }
-  static size_t padded(size_t n) { return (n + 63) / 64 * 64; }
-  static size_t interleave_bytes(const std::vector<kernels::Matrix*>& mats) {
-    size_t total = 0;
-    for (const kernels::Matrix* m : mats) total += padded(kernels::interleaved_bytes(*m));
-    return total;
-  }
 
-  Status interleave_weights() {
-    const std::vector<kernels::Matrix*> mats = interleave_candidates();
-    const size_t total = interleave_bytes(mats);
-    if (total == 0) return Status::success();
-    interleaved_.reset(static_cast<uint8_t*>(std::aligned_alloc(64, total)));
-    if (!interleaved_)
-      return errorf("interleaving %zu bytes of weights: out of memory (load without interleaving)", total);
-    const long page_size = sysconf(_SC_PAGESIZE);
-    size_t offset = 0;
-    for (kernels::Matrix* m : mats) {
-      const size_t n = kernels::interleaved_bytes(*m);
-      // A group of 16 rows takes the same bytes in both layouts, so the matrix is interleaved a
-      // few MiB of rows at a time and each slice's mapped pages are dropped right after: the
-      // resident total never holds both copies of a large matrix (the 1.5B model's output
-      // matrix is 131 MB). Dropping is best effort: whole pages inside the slice only.
-      const int64_t chunk_rows = std::max<int64_t>(16, static_cast<int64_t>((size_t{4} << 20) / m->row_stride) / 16 * 16);
-      for (int64_t r = 0; r < m->n_rows; r += chunk_rows) {
-        kernels::Matrix slice = *m;
-        slice.n_rows = std::min(chunk_rows, m->n_rows - r);
-        slice.data = static_cast<const uint8_t*>(m->data) + static_cast<size_t>(r) * m->row_stride;
-        const size_t slice_bytes = static_cast<size_t>(slice.n_rows) * m->row_stride;
-        auto x = kernels::interleave_x16(slice, interleaved_.get() + offset + static_cast<size_t>(r) * m->row_stride,
-                                             slice_bytes);
-        if (!x) return x.error();
-        if (file_.owns_map() && page_size > 0) {
-          const auto ps = static_cast<uintptr_t>(page_size), begin = reinterpret_cast<uintptr_t>(slice.data);
-          const uintptr_t first = (begin + ps - 1) / ps * ps, last = (begin + slice_bytes) / ps * ps;
-          if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
-        }
-      }
-      m->data = interleaved_.get() + offset;
-      m->layout = kernels::Layout::x16;
-      offset += padded(n);
-    }
-    interleaved_bytes_ = total;
-    return Status::success();
-  }
-
-  struct FreeDeleter {
-    void operator()(uint8_t* p) const { std::free(p); }
-  };
-  std::unique_ptr<uint8_t, FreeDeleter> interleaved_;  // the interleaved copies (64-byte aligned)
-  size_t interleaved_bytes_ = 0;
+  model_interleave::Store interleaved_;  // the interleaved copies
   std::vector<float> inv_freq_;  // (n_rot/2,) RoPE frequency of each rotated pair
   std::optional<Tokenizer> tokenizer_;
 };

@@ -316,21 +316,40 @@ std::vector<std::vector<double>> Deepseek2Reference::forward(const std::vector<i
           bool near = sa != sb;
           for (int e : f) near = near && e >= 0 && e < n_expert_;
           if (near) {
-            // The groups the forced experts need are kept first (each must be a near-tie with
-            // the last group this reference keeps), the rest in this reference's order; then
-            // every forced expert must be within `tie` of the k-th best of those groups.
-            std::vector<int64_t> kept2;
+            // The other engine kept n_keep groups, each a near-tie with (or above) the last group
+            // this reference keeps, among them the groups of the forced experts; which ones it
+            // kept besides those is not recorded (a near-tie between two groups neither forced
+            // expert is in still changes which experts compete). So every such set of groups is
+            // tried: the forced experts are a near-tie when, for one of them, each forced expert
+            // is within `tie` of the k-th best of those groups.
+            std::vector<int64_t> need;
             for (int e : f)
-              if (std::find(kept2.begin(), kept2.end(), e / per) == kept2.end()) kept2.push_back(e / per);
+              if (std::find(need.begin(), need.end(), e / per) == need.end()) need.push_back(e / per);
             const double last_group = gscore[kept.back()];
-            for (int64_t g : kept2) near = near && (n_group_ <= 1 || gscore[g] >= last_group - tie);
-            for (int64_t g : gorder)
-              if (static_cast<int64_t>(kept2.size()) < n_keep && std::find(kept2.begin(), kept2.end(), g) == kept2.end()) kept2.push_back(g);
-            near = near && static_cast<int64_t>(kept2.size()) == n_keep;
+            auto near_group = [&](int64_t g) { return n_group_ <= 1 || gscore[g] >= last_group - tie; };
+            for (int64_t g : need) near = near && near_group(g);
+            near = near && static_cast<int64_t>(need.size()) <= n_keep;
+            bool any = false;
             if (near) {
-              const std::vector<int> order2 = top_k(kept2);
-              for (int e : f) near = near && sel[e] >= sel[order2.back()] - tie;
+              std::vector<int64_t> optional;  // near-tie groups the forced experts do not need
+              for (int64_t g : gorder)
+                if (near_group(g) && std::find(need.begin(), need.end(), g) == need.end()) optional.push_back(g);
+              const size_t extra = static_cast<size_t>(n_keep) - need.size();
+              // Subsets of `optional` of size `extra`, by bit mask (n_group is small: 8 in V3).
+              if (optional.size() >= extra && optional.size() < 20) {
+                for (uint32_t mask = 0; mask < (1u << optional.size()) && !any; ++mask) {
+                  if (static_cast<size_t>(__builtin_popcount(mask)) != extra) continue;
+                  std::vector<int64_t> kept2 = need;
+                  for (size_t i = 0; i < optional.size(); ++i)
+                    if (mask & (1u << i)) kept2.push_back(optional[i]);
+                  const std::vector<int> order2 = top_k(kept2);
+                  bool ok = true;
+                  for (int e : f) ok = ok && sel[e] >= sel[order2.back()] - tie;
+                  any = ok;
+                }
+              }
             }
+            near = near && any;
             if (near) {
               order = f;
               if (followed) ++*followed;
