@@ -808,8 +808,8 @@ TEST_CASE("interleaved Q4_0 / Q8_0: every level and thread count gives the scala
 
 TEST_CASE("interleaved layout: what cannot be interleaved is an error, not a crash") {
   std::vector<uint8_t> dst(1 << 16);
-  Problem q4k = make_problem(DType::Q4_K, 16, 256, 1, 7);
-  const kernels::Matrix q4km{DType::Q4_K, q4k.w.data(), 16, 256, *row_bytes(DType::Q4_K, 256)};
+  Problem q4k = make_problem(DType::Q5_K, 16, 256, 1, 7);  // Q5_K: no interleaved layout
+  const kernels::Matrix q4km{DType::Q5_K, q4k.w.data(), 16, 256, *row_bytes(DType::Q5_K, 256)};
   CHECK_FALSE(kernels::can_interleave(q4km));
   CHECK(kernels::interleaved_bytes(q4km) == 0);
   CHECK_FALSE(kernels::interleave_x16(q4km, dst.data(), dst.size()).ok());

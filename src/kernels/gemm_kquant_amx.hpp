@@ -228,6 +228,9 @@ inline void add_amx_kquant_gemm(KernelTable& table) {
   TypeKernels& q6 = table.by_type[static_cast<int>(DType::Q6_K)];
   q6.name = "gemm_q6_k_q8_k_amx";
   q6.rows = gemm_kquant_amx<quant::block_q6_k, rows_q6_k_q8_k>;
+  // Interleaved Q4_K / Q6_K: the AVX-512 VNNI GEMV, and these AMX GEMMs from 4 tokens on.
+  add_x86_kquant_x16<gemm_kquant_amx<quant::block_q4_k, rows_q4_k_q8_k>, gemm_kquant_amx<quant::block_q6_k, rows_q6_k_q8_k>>(
+      table, "gemm_q4_k_x16_q8_k_amx", "gemm_q6_k_x16_q8_k_amx");
 }
 
 }  // namespace

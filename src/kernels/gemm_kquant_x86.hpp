@@ -382,3 +382,23 @@ inline void add_x86_kquant_gemm(KernelTable& table, const char* q4_k_name, const
 
 }  // namespace
 }  // namespace slm::kernels::detail
+
+#include "kernels/x16_kquant_x86.hpp"
+
+namespace slm::kernels::detail {
+namespace {
+
+// Interleaved Q4_K / Q6_K (load-time layout, x16_kquant_x86.hpp): the GEMV for 1-3 tokens, the
+// table's K-quant GEMM (set before this call) from 4 tokens on.
+template <MatmulRowsFn PlainQ4, MatmulRowsFn PlainQ6>
+inline void add_x86_kquant_x16(KernelTable& table, const char* q4_k_name, const char* q6_k_name) {
+  TypeKernels& q4 = table.by_type[static_cast<int>(DType::Q4_K)];
+  q4.name_x16 = q4_k_name;
+  q4.rows_x16 = rows_q4_k_x16<PlainQ4>;
+  TypeKernels& q6 = table.by_type[static_cast<int>(DType::Q6_K)];
+  q6.name_x16 = q6_k_name;
+  q6.rows_x16 = rows_q6_k_x16<PlainQ6>;
+}
+
+}  // namespace
+}  // namespace slm::kernels::detail

@@ -28,6 +28,17 @@ enum class Layout : uint8_t {
   //   then the 16 rows' f16 scales d (32 bytes).
   // Group G starts at G * 16 * row_bytes: the same bytes as the plain rows, reordered so that one
   // 512-bit register holds 4 codes of each of 16 rows, lane r = row r.
+  // The K-quants, per group and 256-element super-block sb, one record of 16 blocks' bytes (the
+  // same size as the plain rows: the loader's and the C API's memory figures do not change);
+  // "line k" = 64 bytes holding dword k of a field of row r at bytes 4r..4r+3:
+  //   Q4_K (2304 bytes): 32 lines of qs (line l = qs[4l..4l+3]: low nibbles are elements
+  //     64(l/8) + 4(l%8).. of sub-block 2(l/8), high nibbles the same of sub-block 2(l/8) + 1),
+  //     3 lines of the 12-byte 6-bit scale/min field, 16 f16 d, 16 f16 dmin;
+  //   Q6_K (3360 bytes): per half h and i < 8, three lines: ql[64h + 4i..], ql[64h + 32 + 4i..],
+  //     qh[32h + 4i..] (the ql/qh bytes of elements 128h + 4i + 32k.., k < 4), then the int8
+  //     sub-block scales as [sub][row] (256 bytes), 16 f16 d.
+  // The GEMV uses the nibbles as vpdpbusd's unsigned operand against broadcast Q8_K codes, the
+  // scales per row as lanes; Q6_K's -32 starts each sub-block sum at -32 * bsums (exact).
   x16 = 1,
 };
 
@@ -44,7 +55,7 @@ struct Matrix {
 };
 
 // ---- Load-time interleaving (interleave.cpp) -------------------------------------------------
-// Whether `w` (a plain Q4_0 or Q8_0 matrix with n_rows % 16 == 0) can be interleaved.
+// Whether `w` (a plain Q4_0, Q8_0, Q4_K or Q6_K matrix with n_rows % 16 == 0) can be interleaved.
 bool can_interleave(const Matrix& w);
 // Whether `level` has a native kernel for the interleaved layout of `type` (otherwise matmul
 // runs the scalar reference on it: correct, but slow). Models interleave only when it pays.

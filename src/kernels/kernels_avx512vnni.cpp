@@ -175,6 +175,9 @@ void add_avx512vnni_kernels(KernelTable& table) {
       gemm_q8x<pack_panel_x16<Panel, kPanelRows, true, 120>, rows_q4_0_x16_gemv>;
   // K-quant prefill GEMM (gemm_kquant_x86.hpp); the row kernels below 4 tokens.
   add_x86_kquant_gemm(table, "gemm_q4_k_q8_k_avx512vnni", "gemm_q5_k_q8_k_avx512vnni", "gemm_q6_k_q8_k_avx512vnni");
+  // Interleaved Q4_K / Q6_K (load-time layout): GEMV for up to 3 tokens, the same GEMM above it.
+  add_x86_kquant_x16<gemm_kquant<quant::block_q4_k, rows_q4_k_q8_k>, gemm_kquant<quant::block_q6_k, rows_q6_k_q8_k>>(
+      table, "gemm_q4_k_x16_q8_k_avx512vnni", "gemm_q6_k_x16_q8_k_avx512vnni");
   add_x86_q4_1_q5_kernels(table, "vec_dot_q4_1_q8_1_avx512vnni", "vec_dot_q5_0_q8_0_avx512vnni", "vec_dot_q5_1_q8_1_avx512vnni");
   // Q4_1 / Q5_0 / Q5_1 prefill GEMM (gemm_q45_x86.hpp); the row kernels above below 4 tokens.
   add_x86_q45_gemm(table, "gemm_q4_1_q8_1_avx512vnni", "gemm_q5_0_q8_0_avx512vnni", "gemm_q5_1_q8_1_avx512vnni");

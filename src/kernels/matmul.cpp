@@ -164,8 +164,9 @@ Status matmul(IsaLevel level, const Matrix& w, const float* x, int64_t ldx, int6
   if (!k) return errorf("matmul: no kernel for weight type %s", tt->name);
   detail::MatmulRowsFn rows_fn = k->rows;
   if (w.layout == Layout::x16) {
-    if ((w.type != DType::Q4_0 && w.type != DType::Q8_0) || w.n_rows % 16 != 0 || w.n_cols % 32 != 0)
-      return errorf("matmul: an interleaved matrix must be Q4_0 or Q8_0 with a multiple of 16 rows (got %s, %lld rows)",
+    const bool kq = w.type == DType::Q4_K || w.type == DType::Q6_K;
+    if ((w.type != DType::Q4_0 && w.type != DType::Q8_0 && !kq) || w.n_rows % 16 != 0 || w.n_cols % (kq ? 256 : 32) != 0)
+      return errorf("matmul: an interleaved matrix must be Q4_0, Q8_0, Q4_K or Q6_K with a multiple of 16 rows (got %s, %lld rows)",
                     tt->name, static_cast<long long>(w.n_rows));
     if (k->rows_x16) {
       rows_fn = k->rows_x16;
