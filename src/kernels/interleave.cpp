@@ -144,11 +144,12 @@ Expected<Matrix> interleave_x16(const Matrix& w, void* dst, size_t dst_bytes) {
         const uint8_t* blk = static_cast<const uint8_t*>(w.data) +
                              static_cast<size_t>(g * kGroupRows + r) * w.row_stride + static_cast<size_t>(b) * bb;
         const uint8_t* codes = blk + 2;  // both blocks: f16 d, then the codes
+        const uint32_t flip = w.type == DType::Q8_0 ? 0x80808080u : 0;  // Q8_0: int8 + 128 = int8 ^ 0x80
         for (int line = 0; line < lines; ++line) {
-          for (int i = 0; i < 4; ++i) {
-            const uint8_t c = codes[4 * line + i];
-            o[64 * line + 4 * r + i] = w.type == DType::Q8_0 ? static_cast<uint8_t>(c ^ 0x80) : c;  // int8 + 128
-          }
+          uint32_t four;
+          std::memcpy(&four, codes + 4 * line, 4);
+          four ^= flip;
+          std::memcpy(o + 64 * line + 4 * r, &four, 4);
         }
         std::memcpy(o + 64 * lines + 2 * r, blk, 2);
       }
