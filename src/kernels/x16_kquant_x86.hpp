@@ -161,6 +161,54 @@ inline void gemv_q6_k_x16(const uint8_t* group0, size_t group_bytes, const uint8
   for (int g = 0; g < NG; ++g) _mm512_storeu_ps(out + 16 * g, acc[g]);
 }
 
+// deinterleave_x16_rows with scatters: each 64-byte line goes to its 16 rows in one
+// vpscatterdd; the f16 fields and Q6_K's byte scales are copied one by one.
+inline void deinterleave_x16_rows_avx512(const Matrix& w, int64_t r0, int n, uint8_t* dst) {
+  const bool q4 = w.type == DType::Q4_K;
+  const size_t bb = q4 ? sizeof(quant::block_q4_k) : sizeof(quant::block_q6_k), rec_bytes = 16 * bb;
+  const int64_t n_sb = w.n_cols / 256;
+  const __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                          _mm512_set1_epi32(static_cast<int>(w.row_stride)));
+  for (int g = 0; g < n / 16; ++g) {
+    const uint8_t* rec = static_cast<const uint8_t*>(w.data) + static_cast<size_t>(r0 / 16 + g) * n_sb * rec_bytes;
+    uint8_t* out = dst + static_cast<size_t>(16 * g) * w.row_stride;
+    for (int64_t sb = 0; sb < n_sb; ++sb, rec += rec_bytes, out += bb) {
+      if (q4) {
+        for (int l = 0; l < 32; ++l)
+          _mm512_i32scatter_epi32(out + offsetof(quant::block_q4_k, qs) + 4 * l, rows, _mm512_loadu_si512(rec + 64 * l), 1);
+        for (int k = 0; k < 3; ++k)
+          _mm512_i32scatter_epi32(out + offsetof(quant::block_q4_k, scales) + 4 * k, rows,
+                                  _mm512_loadu_si512(rec + 2048 + 64 * k), 1);
+        // d | dmin << 16 per row: one dword at offset 0
+        const __m512i dd = _mm512_or_si512(
+            _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 2240))),
+            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 2272))), 16));
+        _mm512_i32scatter_epi32(out, rows, dd, 1);
+      } else {
+        for (int h = 0; h < 2; ++h) {
+          for (int i = 0; i < 8; ++i) {
+            const uint8_t* l3 = rec + 64 * (24 * h + 3 * i);
+            _mm512_i32scatter_epi32(out + offsetof(quant::block_q6_k, ql) + 64 * h + 4 * i, rows, _mm512_loadu_si512(l3), 1);
+            _mm512_i32scatter_epi32(out + offsetof(quant::block_q6_k, ql) + 64 * h + 32 + 4 * i, rows,
+                                    _mm512_loadu_si512(l3 + 64), 1);
+            _mm512_i32scatter_epi32(out + offsetof(quant::block_q6_k, qh) + 32 * h + 4 * i, rows,
+                                    _mm512_loadu_si512(l3 + 128), 1);
+          }
+        }
+        // Row r's 16 scales: the bytes 16 apart from rec + 3072 + r (a gather of dwords, low bytes).
+        const __m512i subs = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                                _mm512_set1_epi32(16));
+        for (int r = 0; r < 16; ++r) {
+          uint8_t* row = out + static_cast<size_t>(r) * w.row_stride;
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(row + offsetof(quant::block_q6_k, scales)),
+                           _mm512_cvtepi32_epi8(_mm512_i32gather_epi32(subs, rec + 3072 + r, 1)));
+          std::memcpy(row + offsetof(quant::block_q6_k, d), rec + 3328 + 2 * r, 2);
+        }
+      }
+    }
+  }
+}
+
 // MatmulRowsFn on an interleaved K-quant matrix: the GEMV for 1-3 tokens; from 4 tokens on
 // (prefill) `Plain`, the level's K-quant GEMM, on up to ~1 MiB of rows at a time de-interleaved
 // into a per-thread buffer (a copy of the weights once per call, small next to the GEMM).
@@ -176,7 +224,7 @@ void rows_kquant_x16(const Matrix& w, int64_t r0, int64_t r1, const void* act, s
     if (buf.size() < need) buf.resize(need);
     for (int64_t r = r0; r < r1; r += chunk) {
       const int n = static_cast<int>(std::min(chunk, r1 - r));
-      deinterleave_x16_rows(w, r, n, buf.data());
+      deinterleave_x16_rows_avx512(w, r, n, buf.data());
       Matrix plain = w;
       plain.data = buf.data();
       plain.n_rows = n;
