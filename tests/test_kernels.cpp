@@ -871,3 +871,34 @@ TEST_CASE("interleaved Q4_0 / Q8_0 GEMM: 16-token tiles, their tails and long K 
     }
   }
 }
+
+TEST_CASE("plain-row Q4_0 / Q8_0: the AMX GEMM gives the AVX-512 VNNI row kernels' bits") {
+  // Both add each block as acc = fma(float(isum), dw * da, acc) in block order, so they must agree
+  // bit for bit: GEMM tiles (16 tokens and tails, 32-row panels and a ragged last one), the
+  // under-4-token fallback and a K past one 64-block chunk. Runs where AMX does.
+  if (!isa_level_supported(IsaLevel::amx)) {
+    MESSAGE("no AMX-INT8 here (or the kernel refused the tile state): the AMX GEMM was not checked");
+    return;
+  }
+  auto pool3 = ThreadPool::create(3);
+  REQUIRE(pool3.ok());
+  uint32_t seed = 1300;
+  for (DType type : {DType::Q4_0, DType::Q8_0}) {
+    for (int64_t rows : {17, 45}) {
+      for (int64_t blocks : {3, 70}) {
+        for (int64_t tokens : {1, 3, 4, 16, 17, 35}) {
+          Problem p = make_problem(type, rows, 32 * blocks, tokens, seed++);
+          const RunResult vnni = run(p, IsaLevel::avx512vnni, nullptr);
+          REQUIRE(vnni.status.ok());
+          for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), pool3->get()}) {
+            const RunResult amx = run(p, IsaLevel::amx, pool);
+            REQUIRE(amx.status.ok());
+            CHECK_MESSAGE(std::memcmp(amx.y.data(), vnni.y.data(), amx.y.size() * sizeof(float)) == 0,
+                          describe(type, IsaLevel::amx, rows, 32 * blocks, tokens)
+                              << " threads " << (pool ? pool->size() : 1));
+          }
+        }
+      }
+    }
+  }
+}
