@@ -713,10 +713,58 @@ float dot_float_row(const uint8_t* row, const uint8_t* act_row, int64_t n) {
 //   acc[t][rows] = fma(panel[k][rows], broadcast(x[t][k]), acc[t][rows])   for k in order,
 // so each output is a sequential FMA chain over k whatever the tiling (the K chunks go through
 // y exactly). 12 accumulators + 2 weight vectors + 1 broadcast fit AVX2's 16 registers.
+//
+// With AVX-512 (every level from avx512 up) the panel is 48 rows (three zmm) x 128 k (24 KiB,
+// L1) and the tile 48 rows x 8 tokens: 24 accumulators + 3 weight vectors, the token's x[k]
+// broadcast from memory into the FMA; per k 3 weight loads + 8 broadcasts feed 24 FMAs. The
+// per-output FMA chain is the same as above (from 0, k in order), so both give the same bits.
+constexpr int64_t kFloatMinGemmTokens = 4;
+#if defined(__AVX512F__)
+constexpr int kFloatPanelRows = 48;
+constexpr int kFloatChunk = 128;
+constexpr int kFloatTileTokens = 8;
+
+inline __mmask16 float_rows_mask(int n_rows) {
+  return n_rows >= 16 ? static_cast<__mmask16>(0xFFFF)
+                      : static_cast<__mmask16>((1u << static_cast<unsigned>(std::max(n_rows, 0))) - 1u);
+}
+
+template <int NT>
+void float_gemm_tile(const float* panel, int nk, const float* x, int64_t ldx, float* y, int64_t ldy, bool first,
+                     int n_rows) {
+  const __mmask16 m0 = float_rows_mask(n_rows);
+  const __mmask16 m1 = float_rows_mask(n_rows - 16);
+  const __mmask16 m2 = float_rows_mask(n_rows - 32);
+  __m512 acc0[NT], acc1[NT], acc2[NT];
+#pragma GCC unroll 8
+  for (int t = 0; t < NT; ++t) {
+    acc0[t] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m0, y + t * ldy);
+    acc1[t] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m1, y + t * ldy + 16);
+    acc2[t] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m2, y + t * ldy + 32);
+  }
+  for (int k = 0; k < nk; ++k) {
+    const __m512 w0 = _mm512_load_ps(panel + k * kFloatPanelRows);
+    const __m512 w1 = _mm512_load_ps(panel + k * kFloatPanelRows + 16);
+    const __m512 w2 = _mm512_load_ps(panel + k * kFloatPanelRows + 32);
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; ++t) {
+      const __m512 xv = _mm512_set1_ps(x[t * ldx + k]);
+      acc0[t] = _mm512_fmadd_ps(w0, xv, acc0[t]);
+      acc1[t] = _mm512_fmadd_ps(w1, xv, acc1[t]);
+      acc2[t] = _mm512_fmadd_ps(w2, xv, acc2[t]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < NT; ++t) {
+    _mm512_mask_storeu_ps(y + t * ldy, m0, acc0[t]);
+    _mm512_mask_storeu_ps(y + t * ldy + 16, m1, acc1[t]);
+    _mm512_mask_storeu_ps(y + t * ldy + 32, m2, acc2[t]);
+  }
+}
+#else
 constexpr int kFloatPanelRows = 16;
 constexpr int kFloatChunk = 256;
 constexpr int kFloatTileTokens = 6;
-constexpr int64_t kFloatMinGemmTokens = 4;
 
 template <int NT>
 void float_gemm_tile(const float* panel, int nk, const float* x, int64_t ldx, float* y, int64_t ldy, bool first,
@@ -746,6 +794,7 @@ void float_gemm_tile(const float* panel, int nk, const float* x, int64_t ldx, fl
     _mm256_maskstore_ps(y + t * ldy + 8, mask1, acc1[t]);
   }
 }
+#endif
 
 template <class L>
 void rows_float(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride,
@@ -761,10 +810,15 @@ void rows_float(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t
                                                   float_gemm_tile<3>,
                                                   float_gemm_tile<4>,
                                                   float_gemm_tile<5>,
-                                                  float_gemm_tile<6>};
+                                                  float_gemm_tile<6>,
+#if defined(__AVX512F__)
+                                                  float_gemm_tile<7>,
+                                                  float_gemm_tile<8>
+#endif
+  };
   const auto* x = static_cast<const float*>(act);
   const int64_t ldx = static_cast<int64_t>(act_stride / sizeof(float));
-  alignas(32) float panel[kFloatChunk * kFloatPanelRows];
+  alignas(64) float panel[kFloatChunk * kFloatPanelRows];
   for (int64_t r = r0; r < r1; r += kFloatPanelRows) {
     const int n = static_cast<int>(std::min<int64_t>(kFloatPanelRows, r1 - r));
     for (int64_t k0 = 0; k0 < w.n_cols; k0 += kFloatChunk) {
