@@ -796,6 +796,26 @@ void float_gemm_tile(const float* panel, int nk, const float* x, int64_t ldx, fl
 }
 #endif
 
+// v[i][j] -> v[j][i] for an 8x8 block of floats.
+inline void transpose8_ps(__m256 v[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  v[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+  v[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  v[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+  v[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  v[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+  v[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  v[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+  v[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
 template <class L>
 void rows_float(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride,
                 int64_t n_tokens, float* y, int64_t ldy) {
@@ -823,15 +843,21 @@ void rows_float(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t
     const int n = static_cast<int>(std::min<int64_t>(kFloatPanelRows, r1 - r));
     for (int64_t k0 = 0; k0 < w.n_cols; k0 += kFloatChunk) {
       const int nk = static_cast<int>(std::min<int64_t>(kFloatChunk, w.n_cols - k0));
-      for (int i = 0; i < kFloatPanelRows; ++i) {  // rows past n repeat the last (never stored)
-        const auto* row = static_cast<const uint8_t*>(w.data) + static_cast<size_t>(r + std::min(i, n - 1)) * w.row_stride;
-        int k = 0;
-        for (; k + 8 <= nk; k += 8) {
-          alignas(32) float v[8];
-          _mm256_store_ps(v, L::load8(row, k0 + k));
-          for (int j = 0; j < 8; ++j) panel[(k + j) * kFloatPanelRows + i] = v[j];
+      // Rows past n repeat the last (never stored). 8 rows x 8 k at a time through an 8x8
+      // transpose in registers, the K tail one value at a time.
+      const int nk8 = nk & ~7;
+      for (int g = 0; g < kFloatPanelRows; g += 8) {
+        const uint8_t* rows[8];
+        for (int i = 0; i < 8; ++i)
+          rows[i] = static_cast<const uint8_t*>(w.data) + static_cast<size_t>(r + std::min(g + i, n - 1)) * w.row_stride;
+        for (int k = 0; k < nk8; k += 8) {
+          __m256 v[8];
+          for (int i = 0; i < 8; ++i) v[i] = L::load8(rows[i], k0 + k);
+          transpose8_ps(v);
+          for (int j = 0; j < 8; ++j) _mm256_store_ps(panel + (k + j) * kFloatPanelRows + g, v[j]);
         }
-        for (; k < nk; ++k) panel[k * kFloatPanelRows + i] = L::load1(row, k0 + k);
+        for (int i = 0; i < 8; ++i)
+          for (int k = nk8; k < nk; ++k) panel[k * kFloatPanelRows + g + i] = L::load1(rows[i], k0 + k);
       }
       for (int64_t t = 0; t < n_tokens; t += kFloatTileTokens) {
         const int nt = static_cast<int>(std::min<int64_t>(kFloatTileTokens, n_tokens - t));
