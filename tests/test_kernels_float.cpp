@@ -1,6 +1,7 @@
 // The float-weight matmul (F32, F16, BF16 weights x F32 activations) at every level this CPU
 // runs: the row kernels below 4 tokens and the packed FMA GEMM from 4 tokens on
-// (x86_simd.hpp: 16-row x 6-token AVX2 tiles, 48-row x 8-token AVX-512 tiles).
+// (x86_simd.hpp: 16-row x 6-token AVX2 tiles over 256-k chunks, 48-row x 8-token AVX-512
+// tiles over 512-k chunks).
 //
 // Reference: the exact dot product of the stored weights (widened to float, exact) and the
 // activations, summed in double. Tolerance for every level and type (the weights are exact in
@@ -132,12 +133,13 @@ TEST_CASE("float matmul: every level within the f32 summation bound, GEMM bits e
   uint32_t seed = 7100;
   int compared = 0;
   for (DType type : kTypes) {
-    // K: 1 (smallest), 7 (below one 8-lane load), 128 (one AVX-512 chunk), 300 (chunks of 128
-    // and 256 with tails). Rows: 1, 17, 47, 49 and 100 (partial 16- and 48-row panels).
-    for (int64_t cols : {int64_t{1}, int64_t{7}, int64_t{128}, int64_t{300}}) {
+    // K: 1 (smallest), 7 (below one 8-lane load), 300 (one AVX-512 chunk with an 8-k tail
+    // of 4; AVX2: a 256 chunk and a tail) and 1100 (two 512 chunks and a tail of 76).
+    // Rows: 1, 17, 47, 49 and 100 (partial 16- and 48-row panels).
+    for (int64_t cols : {int64_t{1}, int64_t{7}, int64_t{300}, int64_t{1100}}) {
       for (int64_t rows : {1, 17, 47, 49, 100}) {
         std::vector<int64_t> token_counts = {1, 3, 4, 9};
-        if (rows == 49 && cols == 300)
+        if (rows == 49 && cols == 1100)
           token_counts = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 25, 64};
         for (int64_t tokens : token_counts) {
           Problem p = make_problem(type, rows, cols, tokens, seed++);

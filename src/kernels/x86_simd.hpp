@@ -714,14 +714,16 @@ float dot_float_row(const uint8_t* row, const uint8_t* act_row, int64_t n) {
 // so each output is a sequential FMA chain over k whatever the tiling (the K chunks go through
 // y exactly). 12 accumulators + 2 weight vectors + 1 broadcast fit AVX2's 16 registers.
 //
-// With AVX-512 (every level from avx512 up) the panel is 48 rows (three zmm) x 128 k (24 KiB,
-// L1) and the tile 48 rows x 8 tokens: 24 accumulators + 3 weight vectors, the token's x[k]
-// broadcast from memory into the FMA; per k 3 weight loads + 8 broadcasts feed 24 FMAs. The
-// per-output FMA chain is the same as above (from 0, k in order), so both give the same bits.
+// With AVX-512 (every level from avx512 up) the panel is 48 rows (three zmm) x 512 k (96 KiB
+// on the stack, L2) and the tile 48 rows x 8 tokens: 24 accumulators + 3 weight vectors, the
+// token's x[k] broadcast from memory into the FMA; per k 3 weight loads + 8 broadcasts feed 24
+// FMAs. Long K chunks pay (the 8 activation streams run 2 KiB each per tile: 128 k gave ~25%
+// less on 1536x1536 x 512 tokens). The per-output FMA chain is the same as above (from 0, k in
+// order), so both give the same bits.
 constexpr int64_t kFloatMinGemmTokens = 4;
 #if defined(__AVX512F__)
 constexpr int kFloatPanelRows = 48;
-constexpr int kFloatChunk = 128;
+constexpr int kFloatChunk = 512;
 constexpr int kFloatTileTokens = 8;
 
 inline __mmask16 float_rows_mask(int n_rows) {
