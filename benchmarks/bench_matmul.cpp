@@ -200,7 +200,7 @@ void register_all() {
     benchmark::RegisterBenchmark(("stream_read/threads:" + std::to_string(threads)).c_str(), bm_stream_read, threads)
         ->UseRealTime()->MeasureProcessCPUTime()->Unit(benchmark::kMillisecond);
   const slm::DType types[] = {slm::DType::Q8_0, slm::DType::Q4_0, slm::DType::Q4_K, slm::DType::Q6_K, slm::DType::F16,
-                              slm::DType::Q4_1, slm::DType::Q5_0, slm::DType::Q5_1};
+                              slm::DType::Q4_1, slm::DType::Q5_0, slm::DType::Q5_1, slm::DType::F32, slm::DType::BF16};
   for (const bool gemm : {false, true}) {
     const int64_t tokens = gemm ? kPrefillTokens : 1;
     const char* kind = gemm ? "gemm512" : "gemv";

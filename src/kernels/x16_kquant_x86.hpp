@@ -15,8 +15,8 @@
 #endif
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
-#include <vector>
 
 namespace slm::kernels::detail {
 
@@ -212,21 +212,38 @@ inline void deinterleave_x16_rows_avx512(const Matrix& w, int64_t r0, int n, uin
 // MatmulRowsFn on an interleaved K-quant matrix: the GEMV for 1-3 tokens; from 4 tokens on
 // (prefill) `Plain`, the level's K-quant GEMM, on up to ~1 MiB of rows at a time de-interleaved
 // into a per-thread buffer (a copy of the weights once per call, small next to the GEMM).
+// The de-interleave buffer of the calling thread: grown with malloc (never throws), freed when
+// the thread exits. Kernels have no error path, so when it cannot grow the product runs on the
+// GEMV below instead (slower, the same bits: every path equals the reference).
+struct KqDeinterleaveBuffer {
+  uint8_t* data = nullptr;
+  size_t size = 0;
+  KqDeinterleaveBuffer() = default;
+  KqDeinterleaveBuffer(const KqDeinterleaveBuffer&) = delete;
+  KqDeinterleaveBuffer& operator=(const KqDeinterleaveBuffer&) = delete;
+  ~KqDeinterleaveBuffer() { std::free(data); }
+  bool reserve(size_t n) {
+    if (n <= size) return true;
+    std::free(data);
+    data = static_cast<uint8_t*>(std::malloc(n));
+    size = data ? n : 0;
+    return data != nullptr;
+  }
+};
+
 template <void (*Gemv1)(const uint8_t*, size_t, const uint8_t*, int64_t, float*),
           void (*Gemv2)(const uint8_t*, size_t, const uint8_t*, int64_t, float*),
           void (*Gemv4)(const uint8_t*, size_t, const uint8_t*, int64_t, float*), MatmulRowsFn Plain>
 void rows_kquant_x16(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride, int64_t n_tokens,
                      float* y, int64_t ldy) {
-  if (n_tokens >= kKqMinGemmTokens) {
-    thread_local std::vector<uint8_t> buf;
-    const int64_t chunk = std::max<int64_t>(32, static_cast<int64_t>((size_t{1} << 20) / w.row_stride) / 32 * 32);
-    const size_t need = static_cast<size_t>(std::min(chunk, r1 - r0)) * w.row_stride;
-    if (buf.size() < need) buf.resize(need);
+  thread_local KqDeinterleaveBuffer buf;
+  const int64_t chunk = std::max<int64_t>(32, static_cast<int64_t>((size_t{1} << 20) / w.row_stride) / 32 * 32);
+  if (n_tokens >= kKqMinGemmTokens && buf.reserve(static_cast<size_t>(std::min(chunk, r1 - r0)) * w.row_stride)) {
     for (int64_t r = r0; r < r1; r += chunk) {
       const int n = static_cast<int>(std::min(chunk, r1 - r));
-      deinterleave_x16_rows_avx512(w, r, n, buf.data());
+      deinterleave_x16_rows_avx512(w, r, n, buf.data);
       Matrix plain = w;
-      plain.data = buf.data();
+      plain.data = buf.data;
       plain.n_rows = n;
       plain.layout = Layout::rows;
       Plain(plain, 0, n, act, act_stride, n_tokens, y + r, ldy);
