@@ -11,9 +11,21 @@
 #include <span>
 #include <vector>
 
+#include "slm/gguf.hpp"
 #include "slm/model.hpp"
 
 namespace slm_test {
+
+// The model in `bytes` (which must outlive it), loaded with or without load-time interleaving.
+inline std::unique_ptr<slm::Model> load_buffer(const std::vector<uint8_t>& bytes, bool interleave) {
+  auto file = slm::gguf::File::from_buffer(bytes.data(), bytes.size());
+  REQUIRE_MESSAGE(file.ok(), (file.ok() ? "" : file.error().message));
+  slm::ModelParams mp;
+  mp.interleave_weights = interleave;
+  auto model = slm::Model::from_file(std::move(*file), mp);
+  REQUIRE_MESSAGE(model.ok(), (model.ok() ? "" : model.error().message));
+  return std::move(*model);
+}
 
 inline std::unique_ptr<slm::Context> make_ctx(const slm::Model& m, int n_threads = 1,
                                               slm::KvType kv = slm::KvType::F16, int n_ctx = 64, int n_batch = 512) {

@@ -153,15 +153,7 @@ TEST_CASE("deepseek2: Q4_0 / Q8_0 matrices, experts included, are interleaved at
       spec.ds.kb_type = "";  // quantized k_b / v_b (or kv_b) too
       auto bytes = slm::mkmodel::write_buffer(spec);
       REQUIRE(bytes.ok());
-      auto load = [&](bool interleave) {
-        auto file = slm::gguf::File::from_buffer(bytes->data(), bytes->size());
-        REQUIRE(file.ok());
-        slm::ModelParams mp;
-        mp.interleave_weights = interleave;
-        auto model = slm::Model::from_file(std::move(*file), mp);
-        REQUIRE_MESSAGE(model.ok(), (model.ok() ? "" : model.error().message));
-        return std::move(*model);
-      };
+      auto load = [&](bool interleave) { return slm_test::load_buffer(*bytes, interleave); };
       auto in_place = load(false), interleaved = load(true);
       CHECK(in_place->info().interleaved_bytes == 0);
       const slm::DType dtype = std::string(type) == "Q8_0" ? slm::DType::Q8_0 : slm::DType::Q4_0;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "kernels/kernel_table.hpp"
+#include "kernel_test_util.hpp"
 #include "kernels/kernels.hpp"
 #include "quant/quant.hpp"
 #include "slm/cpu.hpp"
@@ -28,12 +29,7 @@ constexpr DType kTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0,
                             DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
                             DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
-std::vector<IsaLevel> levels_here() {
-  std::vector<IsaLevel> out;
-  for (int i = 0; i < kIsaLevelCount; ++i)
-    if (isa_level_supported(static_cast<IsaLevel>(i))) out.push_back(static_cast<IsaLevel>(i));
-  return out;
-}
+using slm_test::levels_here;
 
 struct Problem {
   DType type;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/kernels.hpp"
+#include "kernel_test_util.hpp"
 #include "slm/cpu.hpp"
 #include "slm/dtype.hpp"
 
@@ -19,12 +20,7 @@ using namespace slm;
 
 namespace {
 
-std::vector<IsaLevel> levels_here() {
-  std::vector<IsaLevel> out;
-  for (int i = 0; i < kIsaLevelCount; ++i)
-    if (isa_level_supported(static_cast<IsaLevel>(i))) out.push_back(static_cast<IsaLevel>(i));
-  return out;
-}
+using slm_test::levels_here;
 
 bool ends_with(const char* s, const std::string& suffix) {
   const std::string str = s ? s : "";

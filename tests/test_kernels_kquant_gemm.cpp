@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "kernels/kernel_table.hpp"
+#include "kernel_test_util.hpp"
 #include "kernels/kernels.hpp"
 #include "slm/cpu.hpp"
 #include "slm/thread_pool.hpp"
@@ -28,12 +29,7 @@ namespace {
 
 constexpr DType kKTypes[] = {DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
-std::vector<IsaLevel> levels_here() {
-  std::vector<IsaLevel> out;
-  for (int i = 0; i < kIsaLevelCount; ++i)
-    if (isa_level_supported(static_cast<IsaLevel>(i))) out.push_back(static_cast<IsaLevel>(i));
-  return out;
-}
+using slm_test::levels_here;
 
 struct Problem {
   DType type;
@@ -70,12 +66,7 @@ Problem make_problem(DType type, int64_t rows, int64_t cols, int64_t tokens, uin
 }
 
 std::vector<float> run(const Problem& p, IsaLevel level, ThreadPool* pool) {
-  std::vector<float> y(static_cast<size_t>(p.tokens * p.ldy), NAN);
-  std::vector<uint8_t> scratch(kernels::matmul_scratch_bytes(p.type, p.cols, p.tokens));
-  const Status st = kernels::matmul(level, p.matrix(), p.x.data(), p.ldx, p.tokens, y.data(), p.ldy, scratch.data(),
-                                    scratch.size(), pool);
-  REQUIRE_MESSAGE(st.ok(), st.message());
-  return y;
+  return slm_test::run_matmul(level, p.matrix(), p.x.data(), p.ldx, p.tokens, p.ldy, pool);
 }
 
 std::string describe(const Problem& p, IsaLevel level) {

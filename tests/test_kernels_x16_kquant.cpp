@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "kernels/kernels.hpp"
+#include "kernel_test_util.hpp"
 #include "slm/cpu.hpp"
 #include "slm/thread_pool.hpp"
 
@@ -58,12 +59,7 @@ Problem make_problem(DType type, int64_t rows, int64_t cols, int64_t tokens, uin
 }
 
 std::vector<float> run(const Problem& p, const kernels::Matrix& m, IsaLevel level, int64_t tokens, ThreadPool* pool) {
-  std::vector<float> y(static_cast<size_t>(tokens * p.ldy), NAN);
-  std::vector<uint8_t> scratch(kernels::matmul_scratch_bytes(p.type, p.cols, tokens));
-  const Status st =
-      kernels::matmul(level, m, p.x.data(), p.ldx, tokens, y.data(), p.ldy, scratch.data(), scratch.size(), pool);
-  REQUIRE_MESSAGE(st.ok(), st.message());
-  return y;
+  return slm_test::run_matmul(level, m, p.x.data(), p.ldx, tokens, p.ldy, pool);
 }
 
 }  // namespace

@@ -480,15 +480,7 @@ void check_interleaved_model(const char* arch, const std::string& type_name) {
   CAPTURE(type_name);
   const slm::mkmodel::Spec spec = tiny(arch, type_name);
   auto bytes = model_bytes(spec);
-  auto load = [&](bool interleave) {
-    auto file = slm::gguf::File::from_buffer(bytes->data(), bytes->size());
-    REQUIRE(file.ok());
-    slm::ModelParams mp;
-    mp.interleave_weights = interleave;
-    auto model = slm::Model::from_file(std::move(*file), mp);
-    REQUIRE_MESSAGE(model.ok(), (model.ok() ? "" : model.error().message));
-    return std::move(*model);
-  };
+  auto load = [&](bool interleave) { return slm_test::load_buffer(*bytes, interleave); };
   auto in_place = load(false), interleaved = load(true);
   CHECK(in_place->info().interleaved_bytes == 0);
   // Every Q4_0 / Q8_0 / Q4_K / Q6_K matrix of the tiny model but the output (261 rows: not whole

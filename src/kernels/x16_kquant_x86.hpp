@@ -18,6 +18,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "kernels/x16_x86.hpp"  // rows_x16_gemv: the row-group loop shared with Q4_0 / Q8_0
+
 namespace slm::kernels::detail {
 
 // interleave.cpp: rows [r0, r0 + n) (whole groups of 16) of an interleaved K-quant matrix back
@@ -236,32 +238,23 @@ template <void (*Gemv1)(const uint8_t*, size_t, const uint8_t*, int64_t, float*)
           void (*Gemv4)(const uint8_t*, size_t, const uint8_t*, int64_t, float*), MatmulRowsFn Plain>
 void rows_kquant_x16(const Matrix& w, int64_t r0, int64_t r1, const void* act, size_t act_stride, int64_t n_tokens,
                      float* y, int64_t ldy) {
-  thread_local KqDeinterleaveBuffer buf;
-  const int64_t chunk = std::max<int64_t>(32, static_cast<int64_t>((size_t{1} << 20) / w.row_stride) / 32 * 32);
-  if (n_tokens >= kKqMinGemmTokens && buf.reserve(static_cast<size_t>(std::min(chunk, r1 - r0)) * w.row_stride)) {
-    for (int64_t r = r0; r < r1; r += chunk) {
-      const int n = static_cast<int>(std::min(chunk, r1 - r));
-      deinterleave_x16_rows_avx512(w, r, n, buf.data);
-      Matrix plain = w;
-      plain.data = buf.data;
-      plain.n_rows = n;
-      plain.layout = Layout::rows;
-      Plain(plain, 0, n, act, act_stride, n_tokens, y + r, ldy);
+  if (n_tokens >= kKqMinGemmTokens) {
+    thread_local KqDeinterleaveBuffer buf;  // only threads that run a prefill get one
+    const int64_t chunk = std::max<int64_t>(32, static_cast<int64_t>((size_t{1} << 20) / w.row_stride) / 32 * 32);
+    if (buf.reserve(static_cast<size_t>(std::min(chunk, r1 - r0)) * w.row_stride)) {
+      for (int64_t r = r0; r < r1; r += chunk) {
+        const int n = static_cast<int>(std::min(chunk, r1 - r));
+        deinterleave_x16_rows_avx512(w, r, n, buf.data);
+        Matrix plain = w;
+        plain.data = buf.data;
+        plain.n_rows = n;
+        plain.layout = Layout::rows;
+        Plain(plain, 0, n, act, act_stride, n_tokens, y + r, ldy);
+      }
+      return;
     }
-    return;
   }
-  const size_t group_bytes = 16 * w.row_stride;
-  const auto* base = static_cast<const uint8_t*>(w.data);
-  for (int64_t t = 0; t < n_tokens; ++t) {
-    const auto* act_row = static_cast<const uint8_t*>(act) + t * act_stride;
-    int64_t r = r0;
-    for (; r + 64 <= r1; r += 64)
-      Gemv4(base + static_cast<size_t>(r / 16) * group_bytes, group_bytes, act_row, w.n_cols, y + t * ldy + r);
-    for (; r + 32 <= r1; r += 32)
-      Gemv2(base + static_cast<size_t>(r / 16) * group_bytes, group_bytes, act_row, w.n_cols, y + t * ldy + r);
-    for (; r < r1; r += 16)
-      Gemv1(base + static_cast<size_t>(r / 16) * group_bytes, group_bytes, act_row, w.n_cols, y + t * ldy + r);
-  }
+  rows_x16_gemv<Gemv1, Gemv2, Gemv4>(w, r0, r1, act, act_stride, n_tokens, y, ldy);
 }
 
 template <MatmulRowsFn Plain>
